@@ -1,0 +1,208 @@
+//! Building and running the service: the one place routes are wired.
+//!
+//! [`Application::build`] turns a [`Config`] into a bound listener and a
+//! router; tests bind port 0 and read [`Application::port`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::jwt::JwtKeys;
+use crate::auth::password::PasswordHasher;
+use crate::config::Config;
+use crate::db::Db;
+use crate::http::{Server, ServerState, graphiql, graphql, health, middleware, observability};
+use crate::infra::cache::Cache;
+use crate::infra::redis::RedisBackend;
+use crate::state::{App, AppState};
+
+/// Options that are not configuration: how the process was started.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BuildOptions {
+    /// Do not connect to the database until first use (and do not migrate).
+    pub lazy_database: bool,
+}
+
+/// A service ready to run: bound, migrated, wired.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+/// Builds the shared state (connections, cache, keys) from configuration.
+///
+/// # Errors
+/// When the database cannot be reached or migrated, or Redis's URL is unusable.
+pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Result<AppState> {
+    let db = Db::connect(&config, options.lazy_database).await?;
+    if config.auto_migrate && !options.lazy_database {
+        db.migrate().await?;
+    }
+    let cache = match &config.redis_url {
+        Some(url) => Cache::new(
+            RedisBackend::connect(url.expose())?,
+            &config.redis_key_prefix,
+        ),
+        None => Cache::memory(&config.redis_key_prefix),
+    };
+    let hasher = PasswordHasher::new(config.argon2);
+    let jwt = JwtKeys::from_config(&config.jwt)?;
+    Ok(AppState(Arc::new(App::new(config, db, cache, hasher, jwt))))
+}
+
+impl Application {
+    /// Connects, migrates (when `AUTO_MIGRATE`), creates the bootstrap admin
+    /// and binds `BIND_ADDR`.
+    ///
+    /// # Errors
+    /// Any failure to start, with context.
+    pub async fn build(config: Config, options: BuildOptions) -> anyhow::Result<Self> {
+        let bind = config.bind_addr;
+        let state = build_state(config, options).await?;
+        if !options.lazy_database {
+            crate::domain::accounts::bootstrap_admin(&state).await?;
+        }
+        let listener = TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("binding BIND_ADDR {bind}"))?;
+        let router = router(state.clone());
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, marks itself
+    /// not ready and lets in-flight requests finish (up to the grace period).
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let grace = state.config.shutdown_grace;
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal_state = state.clone();
+        let graceful = async move {
+            shutdown.await;
+            signal_state.start_draining();
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stopped_tx.send(());
+        };
+        let server = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(graceful);
+        let mut server = std::pin::pin!(server.into_future());
+        tokio::select! {
+            result = &mut server => return result.context("serving HTTP"),
+            _ = stopped_rx => {}
+        }
+        match tokio::time::timeout(grace, server).await {
+            Ok(result) => result.context("serving HTTP"),
+            Err(_) => {
+                tracing::warn!(
+                    ?grace,
+                    "in-flight requests did not finish within the grace period"
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(app: AppState) -> Router {
+    let config = &app.config;
+    let schema = crate::graphql::build_schema(&config.graphql);
+    let sdl = schema.sdl();
+    let body_limit = config.graphql.max_body_bytes;
+    let timeout = config.request_timeout;
+    let cors = cors_layer(&config.cors_allowed_origins);
+    let state = ServerState(Arc::new(Server {
+        app,
+        schema,
+        sdl,
+        metrics: crate::telemetry::metrics_handle(),
+    }));
+
+    let request_id = HeaderName::from_static(middleware::REQUEST_ID);
+    let mut router = Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(observability::metrics))
+        .route("/.well-known/jwks.json", get(observability::jwks))
+        .route("/schema.graphql", get(observability::schema))
+        .route("/assets/graphiql/{file}", get(graphiql::asset))
+        .route_layer(axum::middleware::from_fn(middleware::track))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state);
+    if let Some(cors) = cors {
+        router = router.layer(cors);
+    }
+    router
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                let id = req.headers().get(middleware::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(middleware::sanitize_request_id))
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers([HeaderName::from_static("x-request-id")])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}

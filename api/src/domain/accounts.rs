@@ -1,0 +1,359 @@
+//! Accounts: registration, login (with lockout), and admin creation.
+//!
+//! Login never tells an unknown email from a wrong password: both answer the
+//! same error after the same work (an unknown email verifies a dummy hash).
+
+use chrono::{Duration as ChronoDuration, Utc};
+use entity::user::{self, UserStatus};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait as _, ColumnTrait as _, EntityTrait as _, JoinType, PaginatorTrait as _,
+    QueryFilter as _, QuerySelect as _, RelationTrait as _, Set, SqlErr, TransactionTrait as _,
+};
+use uuid::Uuid;
+
+use super::audit::{self, Action, Event};
+use super::types::{DisplayName, EmailAddress, Password};
+use super::users::{self, UserView};
+use super::{RequestMeta, now, roles, sessions};
+use crate::auth::password::Verified;
+use crate::error::{AppError, AppResult};
+use crate::state::App;
+
+/// The raw registration input, as a client sent it.
+pub struct Registration<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
+    pub display_name: Option<&'a str>,
+}
+
+/// A signed-in session: what register, login and refresh return.
+pub struct SignedIn {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: u64,
+    pub user: UserView,
+    pub session_id: Uuid,
+}
+
+const INVALID_CREDENTIALS: &str = "Invalid email or password";
+/// The first lockout lasts this long; each further failure doubles it.
+const FIRST_LOCK_SECS: i64 = 60;
+const MAX_LOCK_SECS: i64 = 15 * 60;
+
+/// Issues the access token for a session and packages the answer.
+///
+/// # Errors
+/// `Internal` when signing fails or the user vanished.
+pub async fn signed_in(
+    app: &App,
+    user_id: Uuid,
+    session_id: Uuid,
+    refresh_token: String,
+) -> AppResult<SignedIn> {
+    let access_token = app.jwt.issue(user_id, session_id)?;
+    let user = users::load(app, user_id).await?.ok_or_else(|| {
+        AppError::internal(anyhow::anyhow!("user {user_id} vanished after sign-in"))
+    })?;
+    Ok(SignedIn {
+        access_token,
+        refresh_token,
+        expires_in: app.jwt.access_ttl().as_secs(),
+        user,
+        session_id,
+    })
+}
+
+fn unique_email(err: sea_orm::DbErr) -> AppError {
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => {
+            AppError::conflict("email", "An account with this email already exists")
+        }
+        _ => err.into(),
+    }
+}
+
+async fn email_taken(app: &App, email: &EmailAddress) -> AppResult<bool> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .count(&app.db.write)
+        .await?
+        > 0)
+}
+
+fn new_user(
+    email: &EmailAddress,
+    hash: String,
+    display_name: Option<DisplayName>,
+    verified: bool,
+) -> user::ActiveModel {
+    let at = now();
+    user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(email.as_str().to_owned()),
+        password_hash: Set(hash),
+        display_name: Set(display_name.map(DisplayName::into_string)),
+        status: Set(UserStatus::Active),
+        email_verified: Set(verified),
+        failed_login_count: Set(0),
+        locked_until: Set(None),
+        last_login_at: Set(None),
+        created_at: Set(at),
+        updated_at: Set(at),
+    }
+}
+
+/// Creates an account with the `user` role and signs it in.
+///
+/// # Errors
+/// `BAD_USER_INPUT` for an invalid field (before any hashing), `CONFLICT`
+/// when the email is taken.
+pub async fn register(
+    app: &App,
+    meta: &RequestMeta,
+    input: Registration<'_>,
+) -> AppResult<SignedIn> {
+    let email = EmailAddress::parse(input.email)?;
+    let display_name = input.display_name.map(DisplayName::parse).transpose()?;
+    let password = Password::new_checked(input.password, &email, "password")?;
+    if email_taken(app, &email).await? {
+        return Err(AppError::conflict(
+            "email",
+            "An account with this email already exists",
+        ));
+    }
+    let hash = app.hasher.hash(&password).await?;
+
+    let txn = app.db.write.begin().await?;
+    let user = new_user(&email, hash, display_name, false)
+        .insert(&txn)
+        .await
+        .map_err(unique_email)?;
+    roles::link(&txn, user.id, roles::USER).await?;
+    let session = sessions::create(&txn, app, user.id, meta).await?;
+    audit::record(
+        &txn,
+        meta,
+        Event::new(Action::UserRegistered).by_self(user.id),
+    )
+    .await?;
+    txn.commit().await?;
+    signed_in(app, user.id, session.id, session.refresh_token).await
+}
+
+/// Signs in with email and password.
+///
+/// # Errors
+/// `UNAUTHENTICATED` for an unknown email or a wrong password (one message),
+/// `ACCOUNT_LOCKED` during a lockout, `FORBIDDEN` for a disabled account with
+/// the right password.
+pub async fn login(
+    app: &App,
+    meta: &RequestMeta,
+    email: &str,
+    password: &str,
+) -> AppResult<SignedIn> {
+    let email = EmailAddress::parse(email)?;
+    let password = Password::for_verification(password, "password")?;
+    let found = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(&app.db.write)
+        .await?;
+    let Some(account) = found else {
+        // Same work as a wrong password, so timing tells nothing.
+        app.hasher.verify_dummy(&password).await?;
+        let event = Event::new(Action::LoginFailed)
+            .metadata(serde_json::json!({ "email": email.as_str(), "reason": "unknown_email" }));
+        audit::record(&app.db.write, meta, event).await?;
+        metrics::counter!("usergraph_auth_logins_total", "outcome" => "failure").increment(1);
+        return Err(AppError::Unauthenticated(INVALID_CREDENTIALS.into()));
+    };
+
+    let lockout_on = app.config.lockout_threshold > 0;
+    if let Some(until) = account
+        .locked_until
+        .filter(|u| lockout_on && *u > Utc::now())
+    {
+        metrics::counter!("usergraph_auth_logins_total", "outcome" => "locked").increment(1);
+        let retry_after = ((until - Utc::now()).num_milliseconds().max(0) as u64).div_ceil(1000);
+        return Err(AppError::AccountLocked {
+            retry_after: retry_after.max(1),
+        });
+    }
+
+    match app.hasher.verify(&password, &account.password_hash).await? {
+        Verified::No => Err(record_failure(app, meta, &account).await?),
+        verified => {
+            if account.status == UserStatus::Disabled {
+                let event = Event::new(Action::LoginFailed)
+                    .target(account.id)
+                    .metadata(serde_json::json!({ "reason": "disabled" }));
+                audit::record(&app.db.write, meta, event).await?;
+                metrics::counter!("usergraph_auth_logins_total", "outcome" => "disabled")
+                    .increment(1);
+                return Err(AppError::Forbidden("This account is disabled".into()));
+            }
+            let txn = app.db.write.begin().await?;
+            let mut update = user::ActiveModel {
+                id: Set(account.id),
+                failed_login_count: Set(0),
+                locked_until: Set(None),
+                last_login_at: Set(Some(now())),
+                ..Default::default()
+            };
+            if let Verified::YesRehashed(hash) = verified {
+                update.password_hash = Set(hash);
+            }
+            update.update(&txn).await?;
+            let session = sessions::create(&txn, app, account.id, meta).await?;
+            let event = Event::new(Action::LoginSucceeded)
+                .by_self(account.id)
+                .metadata(serde_json::json!({ "sessionId": session.id.to_string() }));
+            audit::record(&txn, meta, event).await?;
+            txn.commit().await?;
+            users::invalidate(app, &[account.id]).await;
+            metrics::counter!("usergraph_auth_logins_total", "outcome" => "success").increment(1);
+            signed_in(app, account.id, session.id, session.refresh_token).await
+        }
+    }
+}
+
+/// Counts a wrong password and locks the account once the threshold is hit;
+/// returns the error to answer with.
+async fn record_failure(
+    app: &App,
+    meta: &RequestMeta,
+    account: &user::Model,
+) -> AppResult<AppError> {
+    let txn = app.db.write.begin().await?;
+    // Increment in SQL: concurrent failures must all count.
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::FailedLoginCount,
+            sea_orm::sea_query::ExprTrait::add(Expr::col(user::Column::FailedLoginCount), 1),
+        )
+        .filter(user::Column::Id.eq(account.id))
+        .exec(&txn)
+        .await?;
+    let count = user::Entity::find_by_id(account.id)
+        .one(&txn)
+        .await?
+        .map_or(account.failed_login_count + 1, |u| u.failed_login_count);
+    let threshold = i64::from(app.config.lockout_threshold);
+    audit::record(
+        &txn,
+        meta,
+        Event::new(Action::LoginFailed)
+            .target(account.id)
+            .metadata(serde_json::json!({ "reason": "wrong_password", "failedAttempts": count })),
+    )
+    .await?;
+    if threshold > 0 && i64::from(count) >= threshold {
+        let doublings = u32::try_from(i64::from(count) - threshold)
+            .unwrap_or(u32::MAX)
+            .min(10);
+        let seconds = (FIRST_LOCK_SECS << doublings).min(MAX_LOCK_SECS);
+        let until = now() + ChronoDuration::seconds(seconds);
+        user::ActiveModel {
+            id: Set(account.id),
+            locked_until: Set(Some(until)),
+            ..Default::default()
+        }
+        .update(&txn)
+        .await?;
+        audit::record(
+            &txn,
+            meta,
+            Event::new(Action::AccountLocked)
+                .target(account.id)
+                .metadata(serde_json::json!({ "failedAttempts": count, "lockedSeconds": seconds })),
+        )
+        .await?;
+        metrics::counter!("usergraph_auth_lockouts_total").increment(1);
+    }
+    txn.commit().await?;
+    users::invalidate(app, &[account.id]).await;
+    metrics::counter!("usergraph_auth_logins_total", "outcome" => "failure").increment(1);
+    Ok(AppError::Unauthenticated(INVALID_CREDENTIALS.into()))
+}
+
+/// Creates an administrator (roles `user` and `admin`, email verified): the
+/// CLI's `create-admin` and `BOOTSTRAP_ADMIN_*`.
+///
+/// # Errors
+/// `BAD_USER_INPUT` for a bad email or password, `CONFLICT` when the email is taken.
+pub async fn create_admin(
+    app: &App,
+    email: &str,
+    password: &str,
+    via: &str,
+) -> AppResult<UserView> {
+    let email = EmailAddress::parse(email)?;
+    let password = Password::new_checked(password, &email, "password")?;
+    if email_taken(app, &email).await? {
+        return Err(AppError::conflict(
+            "email",
+            "An account with this email already exists",
+        ));
+    }
+    let hash = app.hasher.hash(&password).await?;
+    let txn = app.db.write.begin().await?;
+    let user = new_user(&email, hash, None, true)
+        .insert(&txn)
+        .await
+        .map_err(unique_email)?;
+    roles::link(&txn, user.id, roles::USER).await?;
+    roles::link(&txn, user.id, roles::ADMIN).await?;
+    let event = Event::new(Action::UserCreated)
+        .target(user.id)
+        .metadata(serde_json::json!({ "via": via, "roles": [roles::USER, roles::ADMIN] }));
+    audit::record(&txn, &RequestMeta::default(), event).await?;
+    txn.commit().await?;
+    Ok(user.into())
+}
+
+/// How many active users hold the `admin` role.
+///
+/// # Errors
+/// `Internal` when the database fails.
+pub async fn active_admin_count(app: &App) -> AppResult<u64> {
+    Ok(user::Entity::find()
+        .join(JoinType::InnerJoin, user::Relation::UserRoles.def())
+        .join(JoinType::InnerJoin, entity::user_role::Relation::Role.def())
+        .filter(entity::role::Column::Name.eq(roles::ADMIN))
+        .filter(user::Column::Status.eq(UserStatus::Active))
+        .count(&app.db.write)
+        .await?)
+}
+
+/// Creates the `BOOTSTRAP_ADMIN_EMAIL` admin when no admin exists yet.
+///
+/// # Errors
+/// When the admin cannot be created (its email belongs to a non-admin account,
+/// or its password breaks the policy).
+pub async fn bootstrap_admin(app: &App) -> anyhow::Result<()> {
+    let Some((email, password)) = app.config.bootstrap_admin.clone() else {
+        return Ok(());
+    };
+    if active_admin_count(app)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message()))?
+        > 0
+    {
+        return Ok(());
+    }
+    match create_admin(app, &email, password.expose(), "bootstrap").await {
+        Ok(user) => {
+            tracing::info!(user_id = %user.id, "created the bootstrap admin");
+            Ok(())
+        }
+        Err(AppError::Conflict { .. }) => anyhow::bail!(
+            "BOOTSTRAP_ADMIN_EMAIL belongs to an existing account that is not an admin; \
+             choose another email (usergraph never promotes an existing account silently)"
+        ),
+        Err(e) => anyhow::bail!(
+            "BOOTSTRAP_ADMIN_PASSWORD / BOOTSTRAP_ADMIN_EMAIL: {}",
+            e.message()
+        ),
+    }
+}

@@ -1,0 +1,81 @@
+//! What a resolver knows about its request: the shared state, who is asking
+//! ([`Auth`]), where from ([`RequestMeta`]), and the per-request DataLoaders.
+
+use async_graphql::Context;
+use uuid::Uuid;
+
+use crate::domain::RequestMeta;
+use crate::domain::roles;
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// A signed-in caller whose session was live when the request began.
+#[derive(Clone, Copy, Debug)]
+pub struct Viewer {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+}
+
+/// Who is asking.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    /// No `Authorization` header.
+    Anonymous,
+    /// A token that does not work: `UNAUTHENTICATED` wherever identity matters.
+    Invalid(String),
+    User(Viewer),
+}
+
+pub fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
+    ctx.data_unchecked::<AppState>()
+}
+
+pub fn meta<'a>(ctx: &Context<'a>) -> &'a RequestMeta {
+    ctx.data_unchecked::<RequestMeta>()
+}
+
+pub fn auth<'a>(ctx: &Context<'a>) -> &'a Auth {
+    ctx.data_unchecked::<Auth>()
+}
+
+/// The signed-in caller.
+///
+/// # Errors
+/// `UNAUTHENTICATED` without a working token.
+pub fn viewer(ctx: &Context<'_>) -> Result<Viewer, AppError> {
+    match auth(ctx) {
+        Auth::User(v) => Ok(*v),
+        Auth::Invalid(message) => Err(AppError::Unauthenticated(message.clone())),
+        Auth::Anonymous => Err(AppError::Unauthenticated(
+            "Sign in first: send Authorization: Bearer <accessToken>".into(),
+        )),
+    }
+}
+
+/// The signed-in caller, if they hold `permission`.
+///
+/// # Errors
+/// `UNAUTHENTICATED` without a working token, `FORBIDDEN` without the permission.
+pub async fn require(ctx: &Context<'_>, permission: &str) -> Result<Viewer, AppError> {
+    let viewer = viewer(ctx)?;
+    if has_permission(ctx, viewer, permission).await? {
+        Ok(viewer)
+    } else {
+        Err(AppError::Forbidden(format!(
+            "This needs the {permission} permission"
+        )))
+    }
+}
+
+/// Whether the caller's roles grant `permission`.
+///
+/// # Errors
+/// `Internal` when the roles cannot be read.
+pub async fn has_permission(
+    ctx: &Context<'_>,
+    viewer: Viewer,
+    permission: &str,
+) -> Result<bool, AppError> {
+    let permissions = roles::permissions_of_user(state(ctx), viewer.user_id).await?;
+    Ok(permissions.iter().any(|p| p == permission))
+}

@@ -1,0 +1,55 @@
+//! The GraphQL API: schema, limits, context, loaders, resolvers.
+//!
+//! Resolvers are thin: they take state and viewer from the context, check
+//! permission, call `domain::…` and convert the result.
+
+pub mod context;
+pub mod extension;
+pub mod loaders;
+pub mod mutation;
+pub mod query;
+pub mod types;
+
+use async_graphql::{EmptySubscription, MergedObject, Schema};
+
+use crate::config::GraphqlLimits;
+
+#[derive(MergedObject, Default)]
+pub struct Query(query::UserQuery, query::RoleQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(mutation::AuthMutation);
+
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Builds the schema with its limits. It holds no state: the application
+/// state and the caller are attached to each request.
+pub fn build_schema(limits: &GraphqlLimits) -> AppSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_directives(limits.max_directives)
+        .extension(extension::Guard {
+            max_aliases: limits.max_aliases,
+        });
+    if !limits.introspection {
+        // No introspection and no "did you mean" hints that leak the schema.
+        builder = builder.disable_introspection().disable_suggestions();
+    }
+    builder.finish()
+}
+
+/// The SDL that `export-schema` writes and `/schema.graphql` serves.
+pub fn sdl() -> String {
+    let limits = GraphqlLimits {
+        max_depth: 10,
+        max_complexity: 1000,
+        max_aliases: 30,
+        max_directives: 50,
+        max_batch: 10,
+        max_body_bytes: 1 << 20,
+        introspection: true,
+        graphiql: true,
+    };
+    build_schema(&limits).sdl()
+}

@@ -1,0 +1,186 @@
+//! GraphQL object types, built from domain values. None has a field for a
+//! password hash to forget.
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, Enum, ID, Object, Result};
+use chrono::{DateTime, Utc};
+use entity::session;
+
+use super::context::{self, Auth};
+use super::loaders::RolesByUserLoader;
+use crate::domain::roles::{self, RoleView};
+use crate::domain::sessions;
+use crate::domain::users::UserView;
+use crate::error::AppError;
+
+/// Whether an account can sign in.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+#[graphql(name = "UserStatus")]
+pub enum UserStatusGql {
+    Active,
+    Disabled,
+}
+
+impl From<entity::user::UserStatus> for UserStatusGql {
+    fn from(s: entity::user::UserStatus) -> Self {
+        match s {
+            entity::user::UserStatus::Active => Self::Active,
+            entity::user::UserStatus::Disabled => Self::Disabled,
+        }
+    }
+}
+
+/// An account.
+pub struct User(pub UserView);
+
+#[Object]
+impl User {
+    /// UUID.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// Normalized (trimmed, lower-case).
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    async fn email_verified(&self) -> bool {
+        self.0.email_verified
+    }
+    async fn display_name(&self) -> Option<&str> {
+        self.0.display_name.as_deref()
+    }
+    async fn status(&self) -> UserStatusGql {
+        self.0.status.into()
+    }
+    /// Set while a login lockout is in force.
+    async fn locked_until(&self) -> Option<DateTime<Utc>> {
+        self.0.lock_in_force()
+    }
+    async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
+        let roles = ctx
+            .data_unchecked::<DataLoader<RolesByUserLoader>>()
+            .load_one(self.0.id)
+            .await?;
+        Ok(roles.unwrap_or_default().into_iter().map(Role).collect())
+    }
+    /// The union of the roles' permissions, sorted.
+    async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        let roles = ctx
+            .data_unchecked::<DataLoader<RolesByUserLoader>>()
+            .load_one(self.0.id)
+            .await?;
+        Ok(roles::permissions_of(roles.as_deref().unwrap_or_default()))
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    async fn last_login_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_login_at
+    }
+    /// Live sessions, newest first: the user themself, or `users:read`.
+    async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<Session>> {
+        let viewer = context::viewer(ctx)?;
+        if viewer.user_id != self.0.id
+            && !context::has_permission(ctx, viewer, "users:read").await?
+        {
+            return Err(AppError::Forbidden("This needs the users:read permission".into()).into());
+        }
+        let current = match context::auth(ctx) {
+            Auth::User(v) => Some(v.session_id),
+            _ => None,
+        };
+        let list = sessions::list_live(context::state(ctx), self.0.id).await?;
+        Ok(list
+            .into_iter()
+            .map(|s| Session {
+                current: Some(s.id) == current,
+                row: s,
+            })
+            .collect())
+    }
+}
+
+/// A named set of permissions.
+pub struct Role(pub RoleView);
+
+#[Object]
+impl Role {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// Lower-case slug, unique.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn permissions(&self) -> &[String] {
+        &self.0.permissions
+    }
+    /// Built-in roles (`admin`, `user`) cannot be deleted or renamed.
+    async fn built_in(&self) -> bool {
+        self.0.built_in
+    }
+}
+
+/// A signed-in device or browser.
+pub struct Session {
+    pub row: session::Model,
+    pub current: bool,
+}
+
+#[Object]
+impl Session {
+    async fn id(&self) -> ID {
+        ID(self.row.id.to_string())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.row.created_at
+    }
+    async fn last_used_at(&self) -> DateTime<Utc> {
+        self.row.last_used_at
+    }
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.row.expires_at
+    }
+    async fn ip_address(&self) -> Option<&str> {
+        self.row.ip_address.as_deref()
+    }
+    async fn user_agent(&self) -> Option<&str> {
+        self.row.user_agent.as_deref()
+    }
+    /// The session of the token making the request.
+    async fn current(&self) -> bool {
+        self.current
+    }
+}
+
+/// Tokens for a new or refreshed session.
+pub struct AuthPayload(pub crate::domain::accounts::SignedIn);
+
+#[Object]
+impl AuthPayload {
+    /// A JWT to send as `Authorization: Bearer …`.
+    async fn access_token(&self) -> &str {
+        &self.0.access_token
+    }
+    /// Opaque; exchange it with `refreshToken` for new tokens. Single use.
+    async fn refresh_token(&self) -> &str {
+        &self.0.refresh_token
+    }
+    /// Always "Bearer".
+    async fn token_type(&self) -> &str {
+        "Bearer"
+    }
+    /// Seconds until the access token expires.
+    async fn expires_in(&self) -> i64 {
+        i64::try_from(self.0.expires_in).unwrap_or(i64::MAX)
+    }
+    async fn user(&self) -> User {
+        User(self.0.user.clone())
+    }
+}

@@ -1,0 +1,248 @@
+//! GraphQL over HTTP.
+//!
+//! POST takes `application/json` only (a form or text body is 415, so no
+//! cross-site form can reach a mutation); GET serves GraphiQL to browsers and
+//! runs queries (never mutations) from `?query=`. Each request gets the
+//! caller's identity, its network facts and fresh DataLoaders.
+
+use std::net::SocketAddr;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{BatchRequest, BatchResponse, Request as GqlRequest};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::ServerState;
+use super::middleware::client_ip;
+use crate::domain::{RequestMeta, sessions};
+use crate::graphql::context::{Auth, Viewer};
+use crate::graphql::extension::{ViaGet, coded_error};
+use crate::graphql::loaders::{RolesByUserLoader, UserLoader};
+use crate::state::AppState;
+
+fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
+    let body =
+        serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (status, axum::Json(body)).into_response()
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .is_some_and(|v| v == "application/json" || v == "application/graphql-response+json")
+}
+
+/// Who is asking: a bearer token is verified and its session checked.
+pub async fn authenticate(app: &AppState, authorization: Option<&str>) -> Auth {
+    let Some(value) = authorization else {
+        return Auth::Anonymous;
+    };
+    let Some(token) = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+    else {
+        return Auth::Invalid("Authorization must be: Bearer <accessToken>".into());
+    };
+    let claims = match app.jwt.verify(token) {
+        Ok(claims) => claims,
+        Err(e) => return Auth::Invalid(e.message()),
+    };
+    match sessions::check_live(app, claims.sub, claims.sid).await {
+        Ok(()) => Auth::User(Viewer {
+            user_id: claims.sub,
+            session_id: claims.sid,
+        }),
+        Err(crate::error::AppError::Internal(e)) => {
+            tracing::error!(error = format!("{e:#}"), "session check failed");
+            Auth::Invalid("Could not check the session; try again".into())
+        }
+        Err(e) => Auth::Invalid(e.message()),
+    }
+}
+
+fn request_meta(server: &ServerState, peer: SocketAddr, headers: &HeaderMap) -> RequestMeta {
+    RequestMeta {
+        ip: Some(client_ip(peer, headers, &server.app.config.trusted_proxies)),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    }
+}
+
+async fn execute(
+    server: &ServerState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    batch: BatchRequest,
+    via_get: bool,
+) -> Response {
+    let app = &server.app;
+    let auth = authenticate(
+        app,
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )
+    .await;
+    let meta = request_meta(server, peer, headers);
+    // Loaders are per operation: nothing cached in them outlives a request.
+    let attach = |req: GqlRequest| {
+        let req = req.data(app.clone()).data(auth.clone()).data(meta.clone());
+        let req = req.data(DataLoader::new(UserLoader(app.clone()), tokio::spawn));
+        let req = req.data(DataLoader::new(
+            RolesByUserLoader(app.clone()),
+            tokio::spawn,
+        ));
+        if via_get { req.data(ViaGet) } else { req }
+    };
+    let response = match batch {
+        BatchRequest::Single(req) => {
+            BatchResponse::Single(server.schema.execute(attach(req)).await)
+        }
+        BatchRequest::Batch(reqs) => {
+            let mut out = Vec::with_capacity(reqs.len());
+            for req in reqs {
+                out.push(server.schema.execute(attach(req)).await);
+            }
+            BatchResponse::Batch(out)
+        }
+    };
+    let mut http = axum::Json(&response).into_response();
+    http.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    http
+}
+
+/// `POST /graphql`.
+pub async fn post(
+    State(server): State<ServerState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !is_json(&headers) {
+        return error_body(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_USER_INPUT",
+            "Content-Type must be application/json",
+        );
+    }
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(e) => {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                &format!("Body is not a GraphQL request: {e}"),
+            );
+        }
+    };
+    let empty = match &batch {
+        BatchRequest::Single(req) => req.query.trim().is_empty(),
+        BatchRequest::Batch(reqs) => reqs.iter().any(|r| r.query.trim().is_empty()),
+    };
+    if empty {
+        return error_body(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            "Body is not a GraphQL request: query is missing",
+        );
+    }
+    let max = server.app.config.graphql.max_batch;
+    if let BatchRequest::Batch(reqs) = &batch {
+        if reqs.len() > max {
+            let err = coded_error(
+                format!("A batch may hold at most {max} operations"),
+                "QUERY_TOO_COMPLEX",
+            );
+            return axum::Json(async_graphql::Response::from_errors(vec![err])).into_response();
+        }
+        if reqs.is_empty() {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                "A batch must hold at least one operation",
+            );
+        }
+    }
+    execute(&server, peer, &headers, batch, false).await
+}
+
+#[derive(Deserialize)]
+struct GetParams {
+    query: Option<String>,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<String>,
+    extensions: Option<String>,
+}
+
+/// `GET /graphql`: GraphiQL for browsers, else a query from the URL.
+pub async fn get(
+    State(server): State<ServerState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let params: GetParams = match serde_urlencoded_params(raw.as_deref().unwrap_or_default()) {
+        Ok(p) => p,
+        Err(message) => return error_body(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &message),
+    };
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    let Some(query) = params.query else {
+        if wants_html && server.app.config.graphql.graphiql {
+            return super::graphiql::page();
+        }
+        return error_body(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            "Send a query with ?query= or POST JSON",
+        );
+    };
+    let mut req = GqlRequest::new(query);
+    if let Some(name) = params.operation_name {
+        req = req.operation_name(name);
+    }
+    for (raw, target) in [(params.variables, 0), (params.extensions, 1)] {
+        let Some(raw) = raw else { continue };
+        match serde_json::from_str::<serde_json::Value>(&raw) {
+            Ok(value) if target == 0 => req.variables = async_graphql::Variables::from_json(value),
+            Ok(value) => {
+                if let Ok(ext) = serde_json::from_value(value) {
+                    req.extensions = ext;
+                }
+            }
+            Err(_) => {
+                return error_body(
+                    StatusCode::BAD_REQUEST,
+                    "BAD_USER_INPUT",
+                    "variables must be JSON",
+                );
+            }
+        }
+    }
+    execute(&server, peer, &headers, BatchRequest::Single(req), true).await
+}
+
+/// Query-string decoding with axum's own extractor logic.
+fn serde_urlencoded_params(raw: &str) -> Result<GetParams, String> {
+    let uri: axum::http::Uri = format!("/?{raw}")
+        .parse()
+        .map_err(|_| "Malformed query string".to_owned())?;
+    axum::extract::Query::<GetParams>::try_from_uri(&uri)
+        .map(|q| q.0)
+        .map_err(|e| e.body_text())
+}

@@ -1,0 +1,65 @@
+//! Kubernetes probes. `/health` is liveness and never touches a dependency;
+//! `/ready` asks the database and the cache, each within 1 s, and answers 503
+//! when one cannot answer or when the process is shutting down.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::ServerState;
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn check(name: &'static str, fut: impl Future<Output = anyhow::Result<()>>) -> bool {
+    let ok = match tokio::time::timeout(CHECK_TIMEOUT, fut).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::warn!(
+                dependency = name,
+                error = format!("{e:#}"),
+                "readiness check failed"
+            );
+            false
+        }
+        Err(_) => {
+            tracing::warn!(dependency = name, "readiness check timed out");
+            false
+        }
+    };
+    metrics::gauge!("usergraph_dependency_up", "dependency" => name).set(if ok {
+        1.0
+    } else {
+        0.0
+    });
+    ok
+}
+
+pub async fn ready(State(server): State<ServerState>) -> Response {
+    let app = &server.app;
+    let (database, cache) = tokio::join!(
+        check("database", app.db.ping()),
+        check("cache", app.cache.ping())
+    );
+    let word = |ok: bool| if ok { "ok" } else { "error" };
+    let draining = app.is_draining();
+    let ready = database && cache && !draining;
+    let body = json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "checks": { "database": word(database), "cache": word(cache) },
+        "draining": draining,
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}

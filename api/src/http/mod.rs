@@ -1,0 +1,33 @@
+//! HTTP routes besides GraphQL resolvers: the GraphQL transport itself,
+//! probes, metrics, JWKS, the GraphiQL assets, and middleware.
+
+pub mod graphiql;
+pub mod graphql;
+pub mod health;
+pub mod middleware;
+pub mod observability;
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::graphql::AppSchema;
+use crate::state::AppState;
+
+/// The router's state.
+#[derive(Clone)]
+pub struct ServerState(pub Arc<Server>);
+
+pub struct Server {
+    pub app: AppState,
+    pub schema: AppSchema,
+    pub sdl: String,
+    pub metrics: PrometheusHandle,
+}
+
+impl std::ops::Deref for ServerState {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.0
+    }
+}

@@ -1,0 +1,6 @@
+//! Adapters to the outside: the cache (in-process or Redis). Each is a small
+//! trait with one implementation per backend; the rest of the code sees only
+//! the trait.
+
+pub mod cache;
+pub mod redis;

@@ -1,0 +1,53 @@
+//! The shared application state: every long-lived service a request needs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::auth::jwt::JwtKeys;
+use crate::auth::password::PasswordHasher;
+use crate::config::Config;
+use crate::db::Db;
+use crate::infra::cache::Cache;
+
+/// Services shared by all requests. Cheap to clone through [`AppState`].
+pub struct App {
+    pub config: Config,
+    pub db: Db,
+    pub cache: Cache,
+    pub hasher: PasswordHasher,
+    pub jwt: JwtKeys,
+    draining: AtomicBool,
+}
+
+impl App {
+    pub fn new(config: Config, db: Db, cache: Cache, hasher: PasswordHasher, jwt: JwtKeys) -> Self {
+        Self {
+            config,
+            db,
+            cache,
+            hasher,
+            jwt,
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// Set once shutdown begins: `/ready` answers 503 from then on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
+/// The state axum handlers and GraphQL resolvers receive.
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}

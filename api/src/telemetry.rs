@@ -1,0 +1,130 @@
+//! Logs (tracing) and metrics (Prometheus) set-up, once per process.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber. `RUST_LOG` filters; the default keeps SQL
+/// drivers quiet. Safe to call more than once (later calls do nothing).
+pub fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,tower_http=info")
+    });
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match format {
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false),
+            )
+            .try_init(),
+        LogFormat::Pretty => registry
+            .with(tracing_subscriber::fmt::layer().with_target(false))
+            .try_init(),
+    };
+    drop(result);
+}
+
+/// The process-wide Prometheus recorder (installed on first use, so several
+/// app instances in one test process share it).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let latency = [
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), &latency)
+                .map(PrometheusBuilder::build_recorder);
+            match recorder {
+                Ok(recorder) => {
+                    let handle = recorder.handle();
+                    if metrics::set_global_recorder(recorder).is_err() {
+                        tracing::warn!("a metrics recorder was already installed");
+                    }
+                    describe();
+                    metrics::gauge!("usergraph_build_info", "version" => env!("CARGO_PKG_VERSION"))
+                        .set(1.0);
+                    handle
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "metrics recorder could not be built");
+                    PrometheusBuilder::new().build_recorder().handle()
+                }
+            }
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "usergraph_http_requests_total",
+        "HTTP requests by method, matched route and status."
+    );
+    describe_histogram!(
+        "usergraph_http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request latency."
+    );
+    describe_counter!(
+        "usergraph_graphql_operations_total",
+        "GraphQL operations by name, type and outcome."
+    );
+    describe_histogram!(
+        "usergraph_graphql_operation_duration_seconds",
+        Unit::Seconds,
+        "GraphQL operation latency."
+    );
+    describe_counter!(
+        "usergraph_cache_hits_total",
+        "Cache reads that found a value."
+    );
+    describe_counter!(
+        "usergraph_cache_misses_total",
+        "Cache reads that found nothing."
+    );
+    describe_counter!(
+        "usergraph_cache_errors_total",
+        "Cache operations that failed and were bypassed."
+    );
+    describe_gauge!(
+        "usergraph_db_pool_connections",
+        "Database pool connections by state."
+    );
+    describe_gauge!(
+        "usergraph_db_pool_max_connections",
+        "Database pool size limit."
+    );
+    describe_gauge!(
+        "usergraph_dependency_up",
+        "1 when a dependency answered the last readiness check."
+    );
+    describe_counter!("usergraph_auth_logins_total", "Login attempts by outcome.");
+    describe_counter!(
+        "usergraph_auth_lockouts_total",
+        "Accounts locked after repeated failed logins."
+    );
+    describe_counter!(
+        "usergraph_rate_limited_total",
+        "Requests refused by the rate limiter."
+    );
+    describe_gauge!(
+        "usergraph_mail_outbox_pending",
+        "Queued, undelivered email messages."
+    );
+    describe_counter!(
+        "usergraph_mail_delivery_failures_total",
+        "Failed email delivery attempts."
+    );
+    describe_gauge!("usergraph_build_info", "Build information.");
+}

@@ -1,0 +1,7 @@
+//! Integration tests through real HTTP. One binary, so it links once.
+
+mod accounts;
+mod helpers;
+mod process;
+mod tokens;
+mod transport;

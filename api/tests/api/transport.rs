@@ -1,0 +1,383 @@
+//! HTTP behaviour: probes, metrics, request ids, content types, limits,
+//! GraphiQL, JWKS, GET, the exported schema.
+
+use serde_json::{Value, json};
+use usergraph::app::BuildOptions;
+use usergraph::config::Secret;
+
+use crate::helpers::{PASSWORD, code, spawn_app, spawn_app_with, start, test_config};
+
+#[tokio::test]
+async fn health_and_ready() {
+    let app = spawn_app().await;
+    let health = app.client.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(
+        health.json::<Value>().await.unwrap(),
+        json!({ "status": "ok" })
+    );
+    let ready = app.client.get(app.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"], json!({ "database": "ok", "cache": "ok" }));
+}
+
+#[tokio::test]
+async fn ready_is_503_when_the_database_is_unreachable() {
+    let mut config = test_config(
+        "postgres://postgres@127.0.0.1:1/nowhere",
+        "test:unreachable:",
+    );
+    config.redis_url = None;
+    let app = start(
+        config,
+        None,
+        BuildOptions {
+            lazy_database: true,
+        },
+    )
+    .await;
+    let ready = app.client.get(app.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["checks"]["database"], "error");
+    assert_eq!(body["checks"]["cache"], "ok");
+    // Liveness never depends on the database.
+    assert_eq!(
+        app.client
+            .get(app.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // A request that needs the database fails cleanly, without leaking internals.
+    let body = app.login("x@example.com", PASSWORD).await;
+    assert_eq!(code(&body), "INTERNAL_SERVER_ERROR");
+    assert_eq!(body["errors"][0]["message"], "Internal server error");
+}
+
+#[tokio::test]
+async fn a_dead_redis_fails_readiness_but_no_request() {
+    let app = spawn_app_with(|c| c.redis_url = Some(Secret::new("redis://127.0.0.1:1"))).await;
+    let ready = app.client.get(app.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(
+        ready.json::<Value>().await.unwrap()["checks"]["cache"],
+        "error"
+    );
+    let t = app.signed_up("pia@example.com").await;
+    assert_eq!(
+        app.me(&t.access).await["data"]["me"]["email"],
+        "pia@example.com"
+    );
+    let out = app
+        .gql("mutation { logout }", json!({}), Some(&t.access))
+        .await;
+    assert_eq!(out["data"]["logout"], true);
+    assert_eq!(code(&app.me(&t.access).await), "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let app = spawn_app().await;
+    app.signed_up("quinn@example.com").await;
+    app.client.get(app.url("/health")).send().await.unwrap();
+    let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.unwrap();
+    for name in [
+        "usergraph_http_requests_total{",
+        "usergraph_http_request_duration_seconds_bucket{",
+        "usergraph_graphql_operations_total{",
+        "usergraph_cache_hits_total",
+        "usergraph_db_pool_connections{",
+        "usergraph_build_info{",
+        "# TYPE usergraph_http_requests_total counter",
+    ] {
+        assert!(text.contains(name), "missing {name} in:\n{text}");
+    }
+    assert!(
+        text.contains("route=\"/graphql\""),
+        "labelled by matched route"
+    );
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_assigned() {
+    let app = spawn_app().await;
+    let echoed = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "abc-123");
+    let fresh = app.client.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(fresh.headers()["x-request-id"].len(), 36);
+    let bad = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "x".repeat(500))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bad.headers()["x-request-id"].len(),
+        36,
+        "an oversized id is replaced"
+    );
+    let gql = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&json!({ "query": "{ me { id } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(gql.headers().contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn content_types_and_body_limits() {
+    let app = spawn_app().await;
+    let post = |body: &'static str, ct: &'static str| {
+        app.client
+            .post(app.url("/graphql"))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        post("query={me{id}}", "application/x-www-form-urlencoded")
+            .await
+            .unwrap()
+            .status(),
+        415
+    );
+    assert_eq!(
+        post("{ me { id } }", "text/plain").await.unwrap().status(),
+        415
+    );
+    let bad = post("{not json", "application/json").await.unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(code(&bad.json::<Value>().await.unwrap()), "BAD_USER_INPUT");
+    assert_eq!(
+        post("{\"nope\": 1}", "application/json")
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let huge = format!(
+        "{{\"query\": \"{{ me {{ id }} }}\", \"variables\": {{\"x\": \"{}\"}}}}",
+        "a".repeat(1 << 20)
+    );
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+}
+
+#[tokio::test]
+async fn get_runs_queries_but_never_mutations() {
+    let app = spawn_app().await;
+    let q = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", "{ me { id } }")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        q.json::<Value>().await.unwrap(),
+        json!({ "data": { "me": null } })
+    );
+    let m = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", "mutation { logout }")])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = m.json().await.unwrap();
+    assert_eq!(code(&body), "BAD_USER_INPUT");
+    assert!(
+        body.get("data").is_none_or(Value::is_null),
+        "nothing executed: {body}"
+    );
+}
+
+#[tokio::test]
+async fn query_limits() {
+    let app = spawn_app().await;
+    let deep = "{ me { roles { id } sessions { id } } a: me { id } }";
+    assert!(app.gql(deep, json!({}), None).await.get("errors").is_none());
+    let aliases: String = (0..31).map(|i| format!("a{i}: me {{ id }} ")).collect();
+    let body = app.gql(&format!("{{ {aliases} }}"), json!({}), None).await;
+    assert_eq!(code(&body), "QUERY_TOO_COMPLEX");
+    let mut nested = String::from("__typename");
+    for _ in 0..12 {
+        nested =
+            format!("__type(name: \"User\") {{ fields {{ type {{ ofType {{ {nested} }} }} }} }}");
+    }
+    let body = app.gql(&format!("{{ {nested} }}"), json!({}), None).await;
+    assert_eq!(code(&body), "QUERY_TOO_COMPLEX", "{body}");
+    let batch: Vec<Value> = (0..11)
+        .map(|_| json!({ "query": "{ me { id } }" }))
+        .collect();
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&res.json::<Value>().await.unwrap()),
+        "QUERY_TOO_COMPLEX"
+    );
+    let ok: Vec<Value> = (0..2)
+        .map(|_| json!({ "query": "{ me { id } }" }))
+        .collect();
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&ok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.json::<Value>().await.unwrap().as_array().map(Vec::len),
+        Some(2)
+    );
+    let unknown = app.gql("{ nope }", json!({}), None).await;
+    assert_eq!(code(&unknown), "BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn graphiql_is_served_from_the_binary() {
+    let app = spawn_app().await;
+    let page = app
+        .client
+        .get(app.url("/graphql"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'")
+    );
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("https://"), "no CDN");
+    for asset in [
+        "graphiql.min.js",
+        "graphiql.min.css",
+        "react.production.min.js",
+        "react-dom.production.min.js",
+        "init.js",
+    ] {
+        assert!(
+            html.contains(&format!("/assets/graphiql/{asset}")),
+            "{asset} is linked"
+        );
+        let res = app
+            .client
+            .get(app.url(&format!("/assets/graphiql/{asset}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{asset}");
+        assert!(res.bytes().await.unwrap().len() > 100);
+    }
+    assert_eq!(
+        app.client
+            .get(app.url("/assets/graphiql/../Cargo.toml"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn graphiql_and_introspection_are_off_in_production() {
+    let app = spawn_app_with(|c| {
+        c.graphql.graphiql = false;
+        c.graphql.introspection = false;
+    })
+    .await;
+    let page = app
+        .client
+        .get(app.url("/graphql"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 400);
+    let body = app
+        .gql("{ __schema { types { name } } }", json!({}), None)
+        .await;
+    assert_eq!(
+        body["data"]["__schema"],
+        json!(null),
+        "no schema leaks: {body}"
+    );
+    let typo = app.gql("{ mee { id } }", json!({}), None).await;
+    assert!(!typo.to_string().contains("Did you mean"), "{typo}");
+}
+
+#[tokio::test]
+async fn jwks_and_schema_routes() {
+    let app = spawn_app().await;
+    let jwks: Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks, json!({ "keys": [] }), "HS256 publishes no key");
+    let sdl = app
+        .client
+        .get(app.url("/schema.graphql"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(sdl.contains("type User"));
+    assert_eq!(sdl, usergraph::graphql::sdl());
+}
+
+#[test]
+fn schema_graphql_matches_the_code() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema.graphql");
+    let committed = std::fs::read_to_string(path).expect("schema.graphql at the repository root");
+    assert!(
+        committed == usergraph::graphql::sdl(),
+        "schema.graphql is stale: run `cargo run -p usergraph -- export-schema --out schema.graphql`"
+    );
+}

@@ -1,0 +1,20 @@
+//! Schema migrations of usergraph.
+//!
+//! Every migration is written with sea-query's schema builder only, so the
+//! same statements run on SQLite (the zero-setup default) and PostgreSQL.
+//! The binary applies them through `usergraph migrate …` or at `serve` when
+//! `AUTO_MIGRATE` is on; tests run the very same migrations.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_initial;
+
+/// The ordered list of migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_initial::Migration)]
+    }
+}
