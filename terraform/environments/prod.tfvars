@@ -1,0 +1,42 @@
+# terraform plan -var-file=environments/prod.tfvars
+environment = "prod"
+aws_region  = "eu-west-1"
+
+availability_zones = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
+owner              = "platform"
+
+vpc_cidr           = "10.50.0.0/16"
+single_nat_gateway = false # one NAT gateway per AZ
+
+eks_cluster_version        = "1.31"
+eks_endpoint_public_access = false # private API only: deploy from inside the VPC (VPN or self-hosted runner)
+eks_public_access_cidrs    = []
+eks_admin_principal_arns   = [] # e.g. ["arn:aws:iam::<ACCOUNT_ID>:role/usergraph-deploy"]
+eks_node_groups = {
+  general = {
+    instance_types = ["m6i.large", "m6a.large"]
+    min_size       = 3
+    max_size       = 12
+    desired_size   = 3
+  }
+}
+
+db_instance_class              = "db.r6g.large"
+db_allocated_storage_gb        = 100
+db_max_allocated_storage_gb    = 1000
+db_multi_az                    = true
+db_backup_retention_days       = 35
+db_deletion_protection         = true
+db_slow_query_ms               = 250
+db_connections_alarm_threshold = 1200
+
+redis_node_type          = "cache.r7g.large"
+redis_num_shards         = 3
+redis_replicas_per_shard = 1
+
+secret_recovery_window_days = 30
+log_retention_days          = 731
+alarm_email_addresses       = [] # e.g. ["oncall@example.com"]
+
+backup_glacier_after_days = 30
+backup_expire_after_days  = 365

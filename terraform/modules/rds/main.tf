@@ -1,0 +1,234 @@
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  partition   = data.aws_partition.current.partition
+  log_exports = ["postgresql", "upgrade"]
+}
+
+# -------------------------------------------------------------------- KMS ----
+
+data "aws_iam_policy_document" "kms" {
+  #checkov:skip=CKV_AWS_109:Key policy; "*" is this key only, and the account root statement is what lets IAM policies grant use of it.
+  #checkov:skip=CKV_AWS_111:Key policy; "*" is this key only, and the account root statement is what lets IAM policies grant use of it.
+  #checkov:skip=CKV_AWS_356:Key policy; in a key policy the resource "*" means this key.
+  statement {
+    sid       = "AccountAdministration"
+    actions   = ["kms:*"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+}
+
+resource "aws_kms_key" "this" {
+  description             = "${var.identifier} storage, snapshots and Performance Insights"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.kms.json
+}
+
+resource "aws_kms_alias" "this" {
+  name          = "alias/${var.identifier}"
+  target_key_id = aws_kms_key.this.key_id
+}
+
+# ------------------------------------------------------------- network ----
+
+resource "aws_db_subnet_group" "this" {
+  name        = var.identifier
+  description = "Private subnets of ${var.identifier}"
+  subnet_ids  = var.subnet_ids
+}
+
+resource "aws_security_group" "this" {
+  name_prefix = "${var.identifier}-"
+  description = "PostgreSQL ${var.identifier}: only the EKS nodes may connect"
+  vpc_id      = var.vpc_id
+
+  tags = { Name = var.identifier }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+# No egress rule: the database never opens connections.
+resource "aws_vpc_security_group_ingress_rule" "from_nodes" {
+  for_each = toset(var.allowed_security_group_ids)
+
+  security_group_id            = aws_security_group.this.id
+  description                  = "PostgreSQL from EKS nodes"
+  referenced_security_group_id = each.value
+  ip_protocol                  = "tcp"
+  from_port                    = var.port
+  to_port                      = var.port
+}
+
+# ------------------------------------------------------- parameter group ----
+
+resource "aws_db_parameter_group" "this" {
+  name_prefix = "${var.identifier}-pg15-"
+  family      = "postgres15"
+  description = "usergraph PostgreSQL 15: TLS only, slow-query and DDL logging"
+
+  parameter {
+    name  = "rds.force_ssl"
+    value = "1"
+  }
+
+  parameter {
+    name  = "log_min_duration_statement"
+    value = tostring(var.slow_query_ms)
+  }
+
+  parameter {
+    name  = "log_statement"
+    value = "ddl"
+  }
+
+  parameter {
+    name  = "log_connections"
+    value = "1"
+  }
+
+  parameter {
+    name  = "log_disconnections"
+    value = "1"
+  }
+
+  parameter {
+    name  = "log_lock_waits"
+    value = "1"
+  }
+
+  parameter {
+    name  = "idle_in_transaction_session_timeout"
+    value = "60000"
+  }
+
+  parameter {
+    name         = "shared_preload_libraries"
+    value        = "pg_stat_statements"
+    apply_method = "pending-reboot"
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+# ------------------------------------------------------------- logging ----
+
+# Created before the instance so RDS does not create them without retention/KMS.
+resource "aws_cloudwatch_log_group" "this" {
+  for_each = toset(local.log_exports)
+
+  name              = "/aws/rds/instance/${var.identifier}/${each.value}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.log_kms_key_arn
+}
+
+data "aws_iam_policy_document" "monitoring_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["monitoring.rds.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "monitoring" {
+  name               = "${var.identifier}-rds-monitoring"
+  assume_role_policy = data.aws_iam_policy_document.monitoring_assume.json
+}
+
+resource "aws_iam_role_policy_attachment" "monitoring" {
+  role       = aws_iam_role.monitoring.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+}
+
+# ------------------------------------------------------------- instance ----
+
+resource "aws_db_instance" "this" {
+  identifier     = var.identifier
+  engine         = "postgres"
+  engine_version = var.engine_version
+  instance_class = var.instance_class
+  port           = var.port
+
+  db_name  = var.db_name
+  username = var.username
+  password = var.password
+
+  allocated_storage     = var.allocated_storage_gb
+  max_allocated_storage = var.max_allocated_storage_gb
+  storage_type          = "gp3"
+  storage_encrypted     = true
+  kms_key_id            = aws_kms_key.this.arn
+
+  multi_az               = var.multi_az
+  db_subnet_group_name   = aws_db_subnet_group.this.name
+  vpc_security_group_ids = [aws_security_group.this.id]
+  publicly_accessible    = false
+  ca_cert_identifier     = "rds-ca-rsa2048-g1"
+
+  parameter_group_name                = aws_db_parameter_group.this.name
+  iam_database_authentication_enabled = true
+
+  backup_retention_period   = var.backup_retention_days
+  backup_window             = var.backup_window
+  maintenance_window        = var.maintenance_window
+  copy_tags_to_snapshot     = true
+  deletion_protection       = var.deletion_protection
+  skip_final_snapshot       = false
+  final_snapshot_identifier = "${var.identifier}-final"
+  delete_automated_backups  = false
+
+  auto_minor_version_upgrade  = true
+  allow_major_version_upgrade = false
+  apply_immediately           = false
+
+  enabled_cloudwatch_logs_exports       = local.log_exports
+  monitoring_interval                   = var.monitoring_interval
+  monitoring_role_arn                   = aws_iam_role.monitoring.arn
+  performance_insights_enabled          = true
+  performance_insights_kms_key_id       = aws_kms_key.this.arn
+  performance_insights_retention_period = 7
+
+  lifecycle {
+    # Rotation (Secrets Manager) owns the password after creation.
+    ignore_changes = [password]
+  }
+
+  depends_on = [
+    aws_cloudwatch_log_group.this,
+    aws_iam_role_policy_attachment.monitoring,
+  ]
+}
+
+# Connection details and credentials in the JSON format of the AWS RDS
+# PostgreSQL rotation functions, so rotation can be switched on later.
+resource "aws_secretsmanager_secret_version" "credentials" {
+  secret_id = var.credentials_secret_arn
+
+  secret_string = jsonencode({
+    engine   = "postgres"
+    host     = aws_db_instance.this.address
+    port     = aws_db_instance.this.port
+    dbname   = var.db_name
+    username = var.username
+    password = var.password
+  })
+
+  lifecycle {
+    # After a rotation the live value belongs to Secrets Manager; Terraform
+    # must not write the initial password back.
+    ignore_changes = [secret_string, version_stages]
+  }
+}

@@ -1,0 +1,34 @@
+output "instance_id" {
+  description = "RDS instance identifier (CloudWatch dimension DBInstanceIdentifier)."
+  value       = aws_db_instance.this.identifier
+}
+
+output "instance_arn" {
+  description = "ARN of the instance."
+  value       = aws_db_instance.this.arn
+}
+
+output "resource_id" {
+  description = "DbiResourceId, needed in rds-db:connect policies for IAM authentication."
+  value       = aws_db_instance.this.resource_id
+}
+
+output "address" {
+  description = "DNS name of the instance."
+  value       = aws_db_instance.this.address
+}
+
+output "port" {
+  description = "Listener port."
+  value       = aws_db_instance.this.port
+}
+
+output "security_group_id" {
+  description = "Security group of the instance."
+  value       = aws_security_group.this.id
+}
+
+output "kms_key_arn" {
+  description = "KMS key of storage, snapshots and Performance Insights."
+  value       = aws_kms_key.this.arn
+}
