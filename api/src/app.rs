@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::http::{Server, ServerState, graphiql, graphql, health, middleware, observability};
 use crate::infra::cache::Cache;
+use crate::infra::ratelimit::RateLimiter;
 use crate::infra::redis::RedisBackend;
 use crate::state::{App, AppState};
 
@@ -50,16 +51,24 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
     if config.auto_migrate && !options.lazy_database {
         db.migrate().await?;
     }
-    let cache = match &config.redis_url {
-        Some(url) => Cache::new(
-            RedisBackend::connect(url.expose())?,
-            &config.redis_key_prefix,
-        ),
+    let redis = config
+        .redis_url
+        .as_ref()
+        .map(|url| RedisBackend::connect(url.expose()))
+        .transpose()?;
+    let cache = match &redis {
+        Some(backend) => Cache::new(backend.clone(), &config.redis_key_prefix),
         None => Cache::memory(&config.redis_key_prefix),
     };
+    let limiter = RateLimiter::new(
+        config.rate_limit_auth_per_minute,
+        redis.map(|backend| (backend, config.redis_key_prefix.clone())),
+    );
     let hasher = PasswordHasher::new(config.argon2);
     let jwt = JwtKeys::from_config(&config.jwt)?;
-    Ok(AppState(Arc::new(App::new(config, db, cache, hasher, jwt))))
+    Ok(AppState(Arc::new(App::new(
+        config, db, cache, hasher, jwt, limiter,
+    ))))
 }
 
 impl Application {

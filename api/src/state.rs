@@ -8,6 +8,7 @@ use crate::auth::password::PasswordHasher;
 use crate::config::Config;
 use crate::db::Db;
 use crate::infra::cache::Cache;
+use crate::infra::ratelimit::RateLimiter;
 
 /// Services shared by all requests. Cheap to clone through [`AppState`].
 pub struct App {
@@ -16,17 +17,26 @@ pub struct App {
     pub cache: Cache,
     pub hasher: PasswordHasher,
     pub jwt: JwtKeys,
+    pub limiter: RateLimiter,
     draining: AtomicBool,
 }
 
 impl App {
-    pub fn new(config: Config, db: Db, cache: Cache, hasher: PasswordHasher, jwt: JwtKeys) -> Self {
+    pub fn new(
+        config: Config,
+        db: Db,
+        cache: Cache,
+        hasher: PasswordHasher,
+        jwt: JwtKeys,
+        limiter: RateLimiter,
+    ) -> Self {
         Self {
             config,
             db,
             cache,
             hasher,
             jwt,
+            limiter,
             draining: AtomicBool::new(false),
         }
     }

@@ -79,3 +79,20 @@ pub async fn has_permission(
     let permissions = roles::permissions_of_user(state(ctx), viewer.user_id).await?;
     Ok(permissions.iter().any(|p| p == permission))
 }
+
+/// Counts one call of an auth mutation against the caller's IP.
+///
+/// # Errors
+/// `RATE_LIMITED` with the seconds to wait.
+pub async fn rate_limit(ctx: &Context<'_>, operation: &str) -> Result<(), AppError> {
+    let client = meta(ctx)
+        .ip
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    state(ctx)
+        .limiter
+        .check(operation, &client)
+        .await
+        .map_err(|wait| AppError::RateLimited {
+            retry_after: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+        })
+}

@@ -29,6 +29,7 @@ pub struct AuthMutation;
 impl AuthMutation {
     /// Creates an account (role `user`) and signs it in.
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
+        context::rate_limit(ctx, "register").await?;
         let registration = Registration {
             email: &input.email,
             password: &input.password,
@@ -41,6 +42,7 @@ impl AuthMutation {
 
     /// Signs in: a new session with an access and a refresh token.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
+        context::rate_limit(ctx, "login").await?;
         let signed_in = accounts::login(
             context::state(ctx),
             context::meta(ctx),
@@ -54,6 +56,7 @@ impl AuthMutation {
     /// Exchanges a refresh token for new tokens; the presented one dies.
     /// Presenting it again revokes the whole session.
     async fn refresh_token(&self, ctx: &Context<'_>, token: String) -> Result<AuthPayload> {
+        context::rate_limit(ctx, "refreshToken").await?;
         let app = context::state(ctx);
         let rotated = sessions::refresh(app, context::meta(ctx), &token).await?;
         let signed_in = accounts::signed_in(

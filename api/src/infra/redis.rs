@@ -208,6 +208,21 @@ impl RedisBackend {
         Ok(value?)
     }
 
+    /// Runs a Lua script (the rate limiter's GCRA) with the usual timeout.
+    ///
+    /// # Errors
+    /// When Redis cannot answer in time.
+    pub async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> anyhow::Result<T> {
+        let mut conn = self.conn().await?;
+        let value = tokio::time::timeout(OP_TIMEOUT, invocation.invoke_async::<T>(&mut conn))
+            .await
+            .context("redis timed out")?;
+        Ok(value?)
+    }
+
     fn remember(&self, op: Pending) {
         if let Ok(mut pending) = self.pending.lock()
             && pending.len() < 100_000

@@ -97,6 +97,8 @@ pub fn test_config(database_url: &str, redis_prefix: &str) -> Config {
     config.jwt.key =
         JwtKeySource::Secret(Secret::new("test-secret-that-is-at-least-32-bytes-long"));
     config.shutdown_grace = Duration::from_secs(5);
+    // Many tests sign in repeatedly from 127.0.0.1; the limit has its own tests.
+    config.rate_limit_auth_per_minute = 10_000;
     config
 }
 
@@ -133,7 +135,12 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 
 /// A second instance over the same database and Redis prefix (another replica).
 pub async fn spawn_replica(of: &TestApp) -> TestApp {
-    let config = test_config(&of.database_url, &of.redis_prefix);
+    spawn_replica_with(of, |_| {}).await
+}
+
+pub async fn spawn_replica_with(of: &TestApp, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = test_config(&of.database_url, &of.redis_prefix);
+    tweak(&mut config);
     start(config, None, BuildOptions::default()).await
 }
 

@@ -1,5 +1,6 @@
 //! Integration tests through real HTTP. One binary, so it links once.
 
+mod abuse;
 mod accounts;
 mod helpers;
 mod process;
