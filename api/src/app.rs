@@ -65,6 +65,16 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         redis.map(|backend| (backend, config.redis_key_prefix.clone())),
     );
     let hasher = PasswordHasher::new(config.argon2);
+    // In the background: the first unknown-email login must not pay for it.
+    let warm = hasher.clone();
+    tokio::spawn(async move {
+        if let Err(e) = warm.warm_up().await {
+            tracing::warn!(
+                error = e.message(),
+                "could not precompute the dummy password hash"
+            );
+        }
+    });
     let jwt = JwtKeys::from_config(&config.jwt)?;
     Ok(AppState(Arc::new(App::new(
         config, db, cache, hasher, jwt, limiter,

@@ -65,6 +65,20 @@ fn uuid_pk<T: IntoIden>(col: T) -> ColumnDef {
         .to_owned()
 }
 
+/// A foreign key whose rows go away with the row they point at.
+fn cascade<A: IntoIden, B: IntoIden, C: IntoIden, D: IntoIden>(
+    name: &str,
+    from: (A, B),
+    to: (C, D),
+) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .name(name)
+        .from(from.0.into_iden(), from.1.into_iden())
+        .to(to.0.into_iden(), to.1.into_iden())
+        .on_delete(ForeignKeyAction::Cascade)
+        .to_owned()
+}
+
 fn timestamp<T: IntoIden>(col: T) -> ColumnDef {
     ColumnDef::new(col)
         .timestamp_with_time_zone()
@@ -203,20 +217,16 @@ async fn create_user_roles(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
                         .col(UserRoles::UserId)
                         .col(UserRoles::RoleId),
                 )
-                .foreign_key(
-                    ForeignKey::create()
-                        .name("fk_user_roles_user")
-                        .from(UserRoles::Table, UserRoles::UserId)
-                        .to(Users::Table, Users::Id)
-                        .on_delete(ForeignKeyAction::Cascade),
-                )
-                .foreign_key(
-                    ForeignKey::create()
-                        .name("fk_user_roles_role")
-                        .from(UserRoles::Table, UserRoles::RoleId)
-                        .to(Roles::Table, Roles::Id)
-                        .on_delete(ForeignKeyAction::Cascade),
-                )
+                .foreign_key(&mut cascade(
+                    "fk_user_roles_user",
+                    (UserRoles::Table, UserRoles::UserId),
+                    (Users::Table, Users::Id),
+                ))
+                .foreign_key(&mut cascade(
+                    "fk_user_roles_role",
+                    (UserRoles::Table, UserRoles::RoleId),
+                    (Roles::Table, Roles::Id),
+                ))
                 .to_owned(),
         )
         .await?;
@@ -255,13 +265,11 @@ async fn create_sessions(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
                         .string_len(32)
                         .null(),
                 )
-                .foreign_key(
-                    ForeignKey::create()
-                        .name("fk_sessions_user")
-                        .from(Sessions::Table, Sessions::UserId)
-                        .to(Users::Table, Users::Id)
-                        .on_delete(ForeignKeyAction::Cascade),
-                )
+                .foreign_key(&mut cascade(
+                    "fk_sessions_user",
+                    (Sessions::Table, Sessions::UserId),
+                    (Users::Table, Users::Id),
+                ))
                 .to_owned(),
         )
         .await?;
@@ -311,13 +319,11 @@ async fn create_sessions(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
                         .not_null(),
                 )
                 .col(timestamp(RotatedRefreshTokens::RotatedAt))
-                .foreign_key(
-                    ForeignKey::create()
-                        .name("fk_rotated_refresh_tokens_session")
-                        .from(RotatedRefreshTokens::Table, RotatedRefreshTokens::SessionId)
-                        .to(Sessions::Table, Sessions::Id)
-                        .on_delete(ForeignKeyAction::Cascade),
-                )
+                .foreign_key(&mut cascade(
+                    "fk_rotated_refresh_tokens_session",
+                    (RotatedRefreshTokens::Table, RotatedRefreshTokens::SessionId),
+                    (Sessions::Table, Sessions::Id),
+                ))
                 .to_owned(),
         )
         .await?;
@@ -352,13 +358,11 @@ async fn create_email_tokens(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
                 .col(timestamp(EmailTokens::ExpiresAt))
                 .col(timestamp_null(EmailTokens::UsedAt))
                 .col(timestamp(EmailTokens::CreatedAt))
-                .foreign_key(
-                    ForeignKey::create()
-                        .name("fk_email_tokens_user")
-                        .from(EmailTokens::Table, EmailTokens::UserId)
-                        .to(Users::Table, Users::Id)
-                        .on_delete(ForeignKeyAction::Cascade),
-                )
+                .foreign_key(&mut cascade(
+                    "fk_email_tokens_user",
+                    (EmailTokens::Table, EmailTokens::UserId),
+                    (Users::Table, Users::Id),
+                ))
                 .to_owned(),
         )
         .await?;

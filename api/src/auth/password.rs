@@ -36,7 +36,7 @@ pub struct PasswordHasher {
 
 struct Inner {
     params: Argon2Params,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     dummy_hash: OnceCell<String>,
     hashes_computed: AtomicU64,
 }
@@ -47,7 +47,7 @@ impl PasswordHasher {
         Self {
             inner: Arc::new(Inner {
                 params,
-                permits: Semaphore::new(cores),
+                permits: Arc::new(Semaphore::new(cores)),
                 dummy_hash: OnceCell::new(),
                 hashes_computed: AtomicU64::new(0),
             }),
@@ -76,18 +76,22 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
     ) -> Result<T, AppError> {
-        let _permit = self
-            .inner
-            .permits
-            .acquire()
+        // The permit moves into the blocking task: if the request is cancelled
+        // (timeout, client gone) the hash still holds its permit until it is
+        // done, so cancelled requests cannot pile up hashes beyond the cores.
+        let permit = Arc::clone(&self.inner.permits)
+            .acquire_owned()
             .await
             .map_err(AppError::internal)?;
         self.inner.hashes_computed.fetch_add(1, Ordering::Relaxed);
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(work))
-            .instrument(tracing::info_span!("argon2"))
-            .await
-            .context("password hashing task")?
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            span.in_scope(work)
+        })
+        .instrument(tracing::info_span!("argon2"))
+        .await
+        .context("password hashing task")?
     }
 
     /// Hashes a password into an argon2id PHC string.
@@ -125,11 +129,17 @@ impl PasswordHasher {
         .await
     }
 
-    /// Spends the time of one verification against a dummy hash, so that an
-    /// unknown email costs what a wrong password costs (no account enumeration
-    /// by timing).
-    pub async fn verify_dummy(&self, password: &Password) -> Result<(), AppError> {
-        let dummy = self
+    /// Computes the dummy hash ahead of the first unknown-email login, so that
+    /// one costs what every other failed login costs. Called at start.
+    ///
+    /// # Errors
+    /// `Internal` if the hashing task fails.
+    pub async fn warm_up(&self) -> Result<(), AppError> {
+        self.dummy().await.map(|_| ())
+    }
+
+    async fn dummy(&self) -> Result<String, AppError> {
+        Ok(self
             .inner
             .dummy_hash
             .get_or_try_init(|| async {
@@ -138,7 +148,14 @@ impl PasswordHasher {
                     .await
             })
             .await?
-            .clone();
+            .clone())
+    }
+
+    /// Spends the time of one verification against a dummy hash, so that an
+    /// unknown email costs what a wrong password costs (no account enumeration
+    /// by timing).
+    pub async fn verify_dummy(&self, password: &Password) -> Result<(), AppError> {
+        let dummy = self.dummy().await?;
         self.verify(password, &dummy).await.map(|_| ())
     }
 }

@@ -3,12 +3,13 @@
 //! Login never tells an unknown email from a wrong password: both answer the
 //! same error after the same work (an unknown email verifies a dummy hash).
 
-use chrono::{Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use entity::user::{self, UserStatus};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait as _, ColumnTrait as _, EntityTrait as _, JoinType, PaginatorTrait as _,
-    QueryFilter as _, QuerySelect as _, RelationTrait as _, Set, SqlErr, TransactionTrait as _,
+    ActiveModelTrait as _, ColumnTrait as _, Condition, DatabaseTransaction, EntityTrait as _,
+    JoinType, PaginatorTrait as _, QueryFilter as _, QuerySelect as _, RelationTrait as _, Set,
+    SqlErr, TransactionTrait as _,
 };
 use uuid::Uuid;
 
@@ -44,17 +45,14 @@ const MAX_LOCK_SECS: i64 = 15 * 60;
 /// Issues the access token for a session and packages the answer.
 ///
 /// # Errors
-/// `Internal` when signing fails or the user vanished.
-pub async fn signed_in(
+/// `Internal` when signing fails.
+pub fn signed_in(
     app: &App,
-    user_id: Uuid,
+    user: UserView,
     session_id: Uuid,
     refresh_token: String,
 ) -> AppResult<SignedIn> {
-    let access_token = app.jwt.issue(user_id, session_id)?;
-    let user = users::load(app, user_id).await?.ok_or_else(|| {
-        AppError::internal(anyhow::anyhow!("user {user_id} vanished after sign-in"))
-    })?;
+    let access_token = app.jwt.issue(user.id, session_id)?;
     Ok(SignedIn {
         access_token,
         refresh_token,
@@ -103,6 +101,33 @@ fn new_user(
     }
 }
 
+/// Inserts a new account with the `user` role in a transaction left open for
+/// the caller's own writes and audit event. The email is checked free before
+/// the (costly) hash; a race past that check still ends in `CONFLICT` through
+/// the unique index.
+async fn begin_account(
+    app: &App,
+    email: &EmailAddress,
+    password: &Password,
+    display_name: Option<DisplayName>,
+    verified: bool,
+) -> AppResult<(DatabaseTransaction, user::Model)> {
+    if email_taken(app, email).await? {
+        return Err(AppError::conflict(
+            "email",
+            "An account with this email already exists",
+        ));
+    }
+    let hash = app.hasher.hash(password).await?;
+    let txn = app.db.write.begin().await?;
+    let user = new_user(email, hash, display_name, verified)
+        .insert(&txn)
+        .await
+        .map_err(unique_email)?;
+    roles::link(&txn, user.id, roles::USER).await?;
+    Ok((txn, user))
+}
+
 /// Creates an account with the `user` role and signs it in.
 ///
 /// # Errors
@@ -116,20 +141,7 @@ pub async fn register(
     let email = EmailAddress::parse(input.email)?;
     let display_name = input.display_name.map(DisplayName::parse).transpose()?;
     let password = Password::new_checked(input.password, &email, "password")?;
-    if email_taken(app, &email).await? {
-        return Err(AppError::conflict(
-            "email",
-            "An account with this email already exists",
-        ));
-    }
-    let hash = app.hasher.hash(&password).await?;
-
-    let txn = app.db.write.begin().await?;
-    let user = new_user(&email, hash, display_name, false)
-        .insert(&txn)
-        .await
-        .map_err(unique_email)?;
-    roles::link(&txn, user.id, roles::USER).await?;
+    let (txn, user) = begin_account(app, &email, &password, display_name, false).await?;
     let session = sessions::create(&txn, app, user.id, meta).await?;
     audit::record(
         &txn,
@@ -138,7 +150,20 @@ pub async fn register(
     )
     .await?;
     txn.commit().await?;
-    signed_in(app, user.id, session.id, session.refresh_token).await
+    signed_in(app, user.into(), session.id, session.refresh_token)
+}
+
+/// Rotates a refresh token (see [`sessions::refresh`]) and issues a new
+/// access token.
+///
+/// # Errors
+/// `INVALID_TOKEN` for a token that does not work.
+pub async fn refresh(app: &App, meta: &RequestMeta, token: &str) -> AppResult<SignedIn> {
+    let rotated = sessions::refresh(app, meta, token).await?;
+    let user = users::load(app, rotated.user_id)
+        .await?
+        .ok_or_else(|| AppError::InvalidToken("Refresh token has expired or was revoked".into()))?;
+    signed_in(app, user, rotated.session_id, rotated.refresh_token)
 }
 
 /// Signs in with email and password.
@@ -168,19 +193,10 @@ pub async fn login(
         metrics::counter!("usergraph_auth_logins_total", "outcome" => "failure").increment(1);
         return Err(AppError::Unauthenticated(INVALID_CREDENTIALS.into()));
     };
-
-    let lockout_on = app.config.lockout_threshold > 0;
-    if let Some(until) = account
-        .locked_until
-        .filter(|u| lockout_on && *u > Utc::now())
-    {
-        metrics::counter!("usergraph_auth_logins_total", "outcome" => "locked").increment(1);
-        let retry_after = ((until - Utc::now()).num_milliseconds().max(0) as u64).div_ceil(1000);
-        return Err(AppError::AccountLocked {
-            retry_after: retry_after.max(1),
-        });
+    // Refused without counting, even with the right password.
+    if let Some(err) = lock_in_force(app, account.locked_until) {
+        return Err(err);
     }
-
     match app.hasher.verify(&password, &account.password_hash).await? {
         Verified::No => Err(record_failure(app, meta, &account).await?),
         verified => {
@@ -193,29 +209,77 @@ pub async fn login(
                     .increment(1);
                 return Err(AppError::Forbidden("This account is disabled".into()));
             }
-            let txn = app.db.write.begin().await?;
-            let mut update = user::ActiveModel {
-                id: Set(account.id),
-                failed_login_count: Set(0),
-                locked_until: Set(None),
-                last_login_at: Set(Some(now())),
-                ..Default::default()
+            let new_hash = match verified {
+                Verified::YesRehashed(hash) => Some(hash),
+                _ => None,
             };
-            if let Verified::YesRehashed(hash) = verified {
-                update.password_hash = Set(hash);
-            }
-            update.update(&txn).await?;
-            let session = sessions::create(&txn, app, account.id, meta).await?;
-            let event = Event::new(Action::LoginSucceeded)
-                .by_self(account.id)
-                .metadata(serde_json::json!({ "sessionId": session.id.to_string() }));
-            audit::record(&txn, meta, event).await?;
-            txn.commit().await?;
-            users::invalidate(app, &[account.id]).await;
-            metrics::counter!("usergraph_auth_logins_total", "outcome" => "success").increment(1);
-            signed_in(app, account.id, session.id, session.refresh_token).await
+            succeed(app, meta, &account, new_hash).await
         }
     }
+}
+
+/// The lockout in force, as the error to answer with.
+fn lock_in_force(app: &App, locked_until: Option<DateTime<Utc>>) -> Option<AppError> {
+    if app.config.lockout_threshold == 0 {
+        return None;
+    }
+    let until = locked_until.filter(|u| *u > Utc::now())?;
+    metrics::counter!("usergraph_auth_logins_total", "outcome" => "locked").increment(1);
+    let millis = u64::try_from((until - Utc::now()).num_milliseconds()).unwrap_or(0);
+    Some(AppError::AccountLocked {
+        retry_after: millis.div_ceil(1000).max(1),
+    })
+}
+
+/// "No lockout in force": re-checked in the updating statement itself,
+/// because a parallel failure may have locked the account while this
+/// request was hashing.
+fn not_locked() -> Condition {
+    Condition::any()
+        .add(user::Column::LockedUntil.is_null())
+        .add(user::Column::LockedUntil.lte(now()))
+}
+
+/// Records a successful login: resets the failure count, opens a session.
+async fn succeed(
+    app: &App,
+    meta: &RequestMeta,
+    account: &user::Model,
+    new_hash: Option<String>,
+) -> AppResult<SignedIn> {
+    let txn = app.db.write.begin().await?;
+    let mut reset = user::Entity::update_many()
+        .col_expr(user::Column::FailedLoginCount, Expr::value(0))
+        .col_expr(
+            user::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(user::Column::LastLoginAt, Expr::value(now()))
+        .filter(user::Column::Id.eq(account.id))
+        .filter(not_locked());
+    if let Some(hash) = new_hash {
+        reset = reset.col_expr(user::Column::PasswordHash, Expr::value(hash));
+    }
+    let changed = reset.exec(&txn).await?.rows_affected;
+    let row = user::Entity::find_by_id(account.id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("user vanished during login")))?;
+    if changed == 0 {
+        drop(txn);
+        return Err(lock_in_force(app, row.locked_until)
+            .unwrap_or_else(|| AppError::Unauthenticated(INVALID_CREDENTIALS.into())));
+    }
+    let session = sessions::create(&txn, app, account.id, meta).await?;
+    let event = Event::new(Action::LoginSucceeded)
+        .by_self(account.id)
+        .metadata(serde_json::json!({ "sessionId": session.id.to_string() }));
+    audit::record(&txn, meta, event).await?;
+    txn.commit().await?;
+    let view = UserView::from(row);
+    users::store(app, std::slice::from_ref(&view)).await;
+    metrics::counter!("usergraph_auth_logins_total", "outcome" => "success").increment(1);
+    signed_in(app, view, session.id, session.refresh_token)
 }
 
 /// Counts a wrong password and locks the account once the threshold is hit;
@@ -226,20 +290,28 @@ async fn record_failure(
     account: &user::Model,
 ) -> AppResult<AppError> {
     let txn = app.db.write.begin().await?;
-    // Increment in SQL: concurrent failures must all count.
-    user::Entity::update_many()
+    // Increment in SQL so concurrent failures all count; a failure that lands
+    // while a parallel one has just locked the account does not count.
+    let counted = user::Entity::update_many()
         .col_expr(
             user::Column::FailedLoginCount,
             sea_orm::sea_query::ExprTrait::add(Expr::col(user::Column::FailedLoginCount), 1),
         )
         .filter(user::Column::Id.eq(account.id))
+        .filter(not_locked())
         .exec(&txn)
-        .await?;
-    let count = user::Entity::find_by_id(account.id)
+        .await?
+        .rows_affected;
+    let mut row = user::Entity::find_by_id(account.id)
         .one(&txn)
         .await?
-        .map_or(account.failed_login_count + 1, |u| u.failed_login_count);
-    let threshold = i64::from(app.config.lockout_threshold);
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("user vanished during login")))?;
+    if counted == 0 {
+        drop(txn);
+        return Ok(lock_in_force(app, row.locked_until)
+            .unwrap_or_else(|| AppError::Unauthenticated(INVALID_CREDENTIALS.into())));
+    }
+    let count = row.failed_login_count;
     audit::record(
         &txn,
         meta,
@@ -248,19 +320,19 @@ async fn record_failure(
             .metadata(serde_json::json!({ "reason": "wrong_password", "failedAttempts": count })),
     )
     .await?;
+    let threshold = i64::from(app.config.lockout_threshold);
     if threshold > 0 && i64::from(count) >= threshold {
         let doublings = u32::try_from(i64::from(count) - threshold)
             .unwrap_or(u32::MAX)
             .min(10);
         let seconds = (FIRST_LOCK_SECS << doublings).min(MAX_LOCK_SECS);
         let until = now() + ChronoDuration::seconds(seconds);
-        user::ActiveModel {
-            id: Set(account.id),
-            locked_until: Set(Some(until)),
-            ..Default::default()
-        }
-        .update(&txn)
-        .await?;
+        user::Entity::update_many()
+            .col_expr(user::Column::LockedUntil, Expr::value(until))
+            .filter(user::Column::Id.eq(account.id))
+            .exec(&txn)
+            .await?;
+        row.locked_until = Some(until);
         audit::record(
             &txn,
             meta,
@@ -272,7 +344,7 @@ async fn record_failure(
         metrics::counter!("usergraph_auth_lockouts_total").increment(1);
     }
     txn.commit().await?;
-    users::invalidate(app, &[account.id]).await;
+    users::store(app, &[UserView::from(row)]).await;
     metrics::counter!("usergraph_auth_logins_total", "outcome" => "failure").increment(1);
     Ok(AppError::Unauthenticated(INVALID_CREDENTIALS.into()))
 }
@@ -290,19 +362,7 @@ pub async fn create_admin(
 ) -> AppResult<UserView> {
     let email = EmailAddress::parse(email)?;
     let password = Password::new_checked(password, &email, "password")?;
-    if email_taken(app, &email).await? {
-        return Err(AppError::conflict(
-            "email",
-            "An account with this email already exists",
-        ));
-    }
-    let hash = app.hasher.hash(&password).await?;
-    let txn = app.db.write.begin().await?;
-    let user = new_user(&email, hash, None, true)
-        .insert(&txn)
-        .await
-        .map_err(unique_email)?;
-    roles::link(&txn, user.id, roles::USER).await?;
+    let (txn, user) = begin_account(app, &email, &password, None, true).await?;
     roles::link(&txn, user.id, roles::ADMIN).await?;
     let event = Event::new(Action::UserCreated)
         .target(user.id)
@@ -326,6 +386,18 @@ pub async fn active_admin_count(app: &App) -> AppResult<u64> {
         .await?)
 }
 
+/// Whether the account with `email` holds the `admin` role (active or not).
+async fn holds_admin_role(app: &App, email: &str) -> AppResult<bool> {
+    Ok(user::Entity::find()
+        .join(JoinType::InnerJoin, user::Relation::UserRoles.def())
+        .join(JoinType::InnerJoin, entity::user_role::Relation::Role.def())
+        .filter(entity::role::Column::Name.eq(roles::ADMIN))
+        .filter(user::Column::Email.eq(email))
+        .count(&app.db.write)
+        .await?
+        > 0)
+}
+
 /// Creates the `BOOTSTRAP_ADMIN_EMAIL` admin when no admin exists yet.
 ///
 /// # Errors
@@ -347,10 +419,21 @@ pub async fn bootstrap_admin(app: &App) -> anyhow::Result<()> {
             tracing::info!(user_id = %user.id, "created the bootstrap admin");
             Ok(())
         }
-        Err(AppError::Conflict { .. }) => anyhow::bail!(
-            "BOOTSTRAP_ADMIN_EMAIL belongs to an existing account that is not an admin; \
-             choose another email (usergraph never promotes an existing account silently)"
-        ),
+        Err(AppError::Conflict { .. }) => {
+            // Another replica starting at the same moment may have won the
+            // race; an admin under that email is what we wanted.
+            if holds_admin_role(app, &email)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message()))?
+            {
+                tracing::info!("the bootstrap admin already exists");
+                return Ok(());
+            }
+            anyhow::bail!(
+                "BOOTSTRAP_ADMIN_EMAIL belongs to an existing account that is not an admin; \
+                 choose another email (usergraph never promotes an existing account silently)"
+            )
+        }
         Err(e) => anyhow::bail!(
             "BOOTSTRAP_ADMIN_PASSWORD / BOOTSTRAP_ADMIN_EMAIL: {}",
             e.message()

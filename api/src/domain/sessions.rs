@@ -33,7 +33,6 @@ const LIVE_TTL: Duration = Duration::from_secs(300);
 struct SessionState {
     user_id: Uuid,
     live: bool,
-    expires_at: DateTime<Utc>,
 }
 
 fn key(id: Uuid) -> String {
@@ -112,28 +111,35 @@ pub async fn check_live(app: &App, user_id: Uuid, session_id: Uuid) -> AppResult
                 .find_also_related(user::Entity)
                 .one(&app.db.write)
                 .await?;
-            let state = match found {
-                Some((s, Some(u))) => SessionState {
-                    user_id: s.user_id,
-                    live: s.revoked_at.is_none() && u.status == user::UserStatus::Active,
-                    expires_at: s.expires_at,
-                },
-                _ => SessionState {
-                    user_id,
-                    live: false,
-                    expires_at: now(),
-                },
-            };
-            let ttl = if state.live {
-                LIVE_TTL
-            } else {
-                tombstone_ttl(app)
+            let at = now();
+            let (state, ttl) = match found {
+                Some((s, Some(u)))
+                    if s.revoked_at.is_none()
+                        && s.expires_at > at
+                        && u.status == user::UserStatus::Active =>
+                {
+                    // Cached no longer than the session lives; a refresh that
+                    // extends it is seen when this entry runs out.
+                    let left = (s.expires_at - at).to_std().unwrap_or_default();
+                    let state = SessionState {
+                        user_id: s.user_id,
+                        live: true,
+                    };
+                    (state, left.min(LIVE_TTL))
+                }
+                _ => (
+                    SessionState {
+                        user_id,
+                        live: false,
+                    },
+                    tombstone_ttl(app),
+                ),
             };
             app.cache.fill(&key(session_id), &state, ttl).await;
             state
         }
     };
-    if state.live && state.user_id == user_id && state.expires_at > Utc::now() {
+    if state.live && state.user_id == user_id {
         Ok(())
     } else {
         Err(AppError::Unauthenticated(
@@ -153,7 +159,6 @@ pub async fn bury(app: &App, sessions: &[(Uuid, Uuid)]) {
         let state = SessionState {
             user_id: *user_id,
             live: false,
-            expires_at: now(),
         };
         app.cache
             .put(&key(*session_id), &state, tombstone_ttl(app))
@@ -247,18 +252,21 @@ async fn detect_reuse(app: &App, meta: &RequestMeta, hash: &str) -> AppResult<Ro
     else {
         return Err(AppError::InvalidToken("Unknown refresh token".into()));
     };
-    mark_revoked(&txn, &[s.id], RevokeReason::TokenReuse).await?;
-    audit::record(
-        &txn,
-        meta,
-        Event::new(Action::TokenReuseDetected)
-            .by_self(s.user_id)
-            .metadata(serde_json::json!({ "sessionId": s.id.to_string() })),
-    )
-    .await?;
+    // A replay against a session that is already dead changes nothing and
+    // is not a new incident.
+    if mark_revoked(&txn, &[s.id], RevokeReason::TokenReuse).await? > 0 {
+        audit::record(
+            &txn,
+            meta,
+            Event::new(Action::TokenReuseDetected)
+                .by_self(s.user_id)
+                .metadata(serde_json::json!({ "sessionId": s.id.to_string() })),
+        )
+        .await?;
+        tracing::warn!(session_id = %s.id, user_id = %s.user_id, "refresh token reuse: session revoked");
+    }
     txn.commit().await?;
     bury(app, &[(s.id, s.user_id)]).await;
-    tracing::warn!(session_id = %s.id, user_id = %s.user_id, "refresh token reuse: session revoked");
     Err(AppError::InvalidToken(
         "Refresh token was already used; the session has been revoked".into(),
     ))
@@ -311,16 +319,43 @@ pub async fn logout(
     Ok(())
 }
 
+/// A session as the API shows it: no token hash.
+#[derive(Clone, Debug)]
+pub struct SessionView {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl From<session::Model> for SessionView {
+    fn from(m: session::Model) -> Self {
+        Self {
+            id: m.id,
+            created_at: m.created_at,
+            last_used_at: m.last_used_at,
+            expires_at: m.expires_at,
+            ip_address: m.ip_address,
+            user_agent: m.user_agent,
+        }
+    }
+}
+
 /// The sessions of a user that can still be used, newest first.
 ///
 /// # Errors
 /// `Internal` when the database fails.
-pub async fn list_live(app: &App, user_id: Uuid) -> AppResult<Vec<session::Model>> {
+pub async fn list_live(app: &App, user_id: Uuid) -> AppResult<Vec<SessionView>> {
     Ok(session::Entity::find()
         .filter(session::Column::UserId.eq(user_id))
         .filter(session::Column::RevokedAt.is_null())
         .filter(session::Column::ExpiresAt.gt(now()))
         .order_by_desc(session::Column::CreatedAt)
         .all(&app.db.read)
-        .await?)
+        .await?
+        .into_iter()
+        .map(SessionView::from)
+        .collect())
 }

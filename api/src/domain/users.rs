@@ -99,8 +99,12 @@ pub async fn load(app: &App, id: Uuid) -> AppResult<Option<UserView>> {
     Ok(load_many(app, &[id]).await?.remove(&id))
 }
 
-/// Drops cached users after a write to them.
-pub async fn invalidate(app: &App, ids: &[Uuid]) {
-    let keys: Vec<String> = ids.iter().map(|id| key(*id)).collect();
-    app.cache.invalidate(&keys).await;
+/// Overwrites cached users with their committed state (after a write, before
+/// the response). Overwriting rather than deleting matters: a reader that
+/// fetched the old row before the commit fills only absent keys, so it can
+/// never put the old row back.
+pub async fn store(app: &App, views: &[UserView]) {
+    for view in views {
+        app.cache.put(&key(view.id), view, USER_TTL).await;
+    }
 }

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use crate::domain::RequestMeta;
 use crate::domain::roles;
 use crate::error::AppError;
+use crate::infra::ratelimit::RateLimiter;
 use crate::state::AppState;
 
 /// A signed-in caller whose session was live when the request began.
@@ -23,6 +24,9 @@ pub enum Auth {
     Anonymous,
     /// A token that does not work: `UNAUTHENTICATED` wherever identity matters.
     Invalid(String),
+    /// The session could not be checked (database down): an internal error,
+    /// not a reason for the client to throw its tokens away.
+    Unavailable,
     User(Viewer),
 }
 
@@ -46,6 +50,9 @@ pub fn viewer(ctx: &Context<'_>) -> Result<Viewer, AppError> {
     match auth(ctx) {
         Auth::User(v) => Ok(*v),
         Auth::Invalid(message) => Err(AppError::Unauthenticated(message.clone())),
+        Auth::Unavailable => Err(AppError::internal(anyhow::anyhow!(
+            "the session could not be checked"
+        ))),
         Auth::Anonymous => Err(AppError::Unauthenticated(
             "Sign in first: send Authorization: Bearer <accessToken>".into(),
         )),
@@ -87,7 +94,7 @@ pub async fn has_permission(
 pub async fn rate_limit(ctx: &Context<'_>, operation: &str) -> Result<(), AppError> {
     let client = meta(ctx)
         .ip
-        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        .map_or_else(|| "unknown".to_owned(), RateLimiter::client_key);
     state(ctx)
         .limiter
         .check(operation, &client)

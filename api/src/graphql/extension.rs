@@ -14,6 +14,10 @@ use async_graphql::{Response, ServerError, ServerResult, Variables};
 /// Marks a request that arrived over `GET`: it may only query.
 pub struct ViaGet;
 
+/// The request's `x-request-id`, given to clients with internal errors so
+/// that an operator can find the logged cause.
+pub struct RequestId(pub String);
+
 pub struct Guard {
     pub max_aliases: usize,
 }
@@ -23,6 +27,7 @@ impl ExtensionFactory for Guard {
         Arc::new(GuardExtension {
             max_aliases: self.max_aliases,
             seen: Mutex::new(None),
+            request_id: Mutex::new(None),
         })
     }
 }
@@ -31,6 +36,8 @@ struct GuardExtension {
     max_aliases: usize,
     /// The kind and name of the operation, once parsed.
     seen: Mutex<Option<(&'static str, String)>>,
+    /// Copied from the request data once it is attached (at parsing).
+    request_id: Mutex<Option<String>>,
 }
 
 pub fn coded_error(message: impl Into<String>, code: &str) -> ServerError {
@@ -83,8 +90,14 @@ impl Extension for GuardExtension {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let started = Instant::now();
         let mut response = next.run(ctx).await;
+        let request_id = self.request_id.lock().ok().and_then(|id| id.clone());
         for err in &mut response.errors {
             ensure_code(err);
+            if let (Some(id), Some(ext)) = (request_id.as_deref(), err.extensions.as_mut())
+                && ext.get("code") == Some(&async_graphql::Value::from("INTERNAL_SERVER_ERROR"))
+            {
+                ext.set("requestId", id);
+            }
         }
         let (op_type, name) = self
             .seen
@@ -111,6 +124,9 @@ impl Extension for GuardExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
+        if let (Some(id), Ok(mut slot)) = (ctx.data_opt::<RequestId>(), self.request_id.lock()) {
+            *slot = Some(id.0.clone());
+        }
         let doc = next.run(ctx, query, variables).await?;
         let ops: Vec<_> = doc.operations.iter().collect();
         if let Some((name, op)) = ops.first() {

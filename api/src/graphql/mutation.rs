@@ -57,15 +57,7 @@ impl AuthMutation {
     /// Presenting it again revokes the whole session.
     async fn refresh_token(&self, ctx: &Context<'_>, token: String) -> Result<AuthPayload> {
         context::rate_limit(ctx, "refreshToken").await?;
-        let app = context::state(ctx);
-        let rotated = sessions::refresh(app, context::meta(ctx), &token).await?;
-        let signed_in = accounts::signed_in(
-            app,
-            rotated.user_id,
-            rotated.session_id,
-            rotated.refresh_token,
-        )
-        .await?;
+        let signed_in = accounts::refresh(context::state(ctx), context::meta(ctx), &token).await?;
         Ok(AuthPayload(signed_in))
     }
 

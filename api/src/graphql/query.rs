@@ -30,7 +30,7 @@ impl UserQuery {
         };
         Ok(users::load(context::state(ctx), viewer.user_id)
             .await?
-            .map(User))
+            .map(User::new))
     }
 
     /// A user by id: the caller themself, or with `users:read`.
@@ -41,7 +41,7 @@ impl UserQuery {
         if viewer.user_id != id && !context::has_permission(ctx, viewer, "users:read").await? {
             return Err(AppError::Forbidden("This needs the users:read permission".into()).into());
         }
-        Ok(users::load(context::state(ctx), id).await?.map(User))
+        Ok(users::load(context::state(ctx), id).await?.map(User::new))
     }
 }
 

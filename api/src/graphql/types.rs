@@ -4,12 +4,12 @@
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, Object, Result};
 use chrono::{DateTime, Utc};
-use entity::session;
+use uuid::Uuid;
 
 use super::context::{self, Auth};
 use super::loaders::RolesByUserLoader;
 use crate::domain::roles::{self, RoleView};
-use crate::domain::sessions;
+use crate::domain::sessions::{self, SessionView};
 use crate::domain::users::UserView;
 use crate::error::AppError;
 
@@ -31,35 +31,50 @@ impl From<entity::user::UserStatus> for UserStatusGql {
 }
 
 /// An account.
-pub struct User(pub UserView);
+pub struct User {
+    pub view: UserView,
+    /// Set on the user of an `AuthPayload`: the session just opened, which
+    /// acts as the viewer for this user's own fields (the request itself was
+    /// anonymous).
+    pub new_session: Option<Uuid>,
+}
+
+impl User {
+    pub fn new(view: UserView) -> Self {
+        Self {
+            view,
+            new_session: None,
+        }
+    }
+}
 
 #[Object]
 impl User {
     /// UUID.
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.view.id.to_string())
     }
     /// Normalized (trimmed, lower-case).
     async fn email(&self) -> &str {
-        &self.0.email
+        &self.view.email
     }
     async fn email_verified(&self) -> bool {
-        self.0.email_verified
+        self.view.email_verified
     }
     async fn display_name(&self) -> Option<&str> {
-        self.0.display_name.as_deref()
+        self.view.display_name.as_deref()
     }
     async fn status(&self) -> UserStatusGql {
-        self.0.status.into()
+        self.view.status.into()
     }
     /// Set while a login lockout is in force.
     async fn locked_until(&self) -> Option<DateTime<Utc>> {
-        self.0.lock_in_force()
+        self.view.lock_in_force()
     }
     async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
         let roles = ctx
             .data_unchecked::<DataLoader<RolesByUserLoader>>()
-            .load_one(self.0.id)
+            .load_one(self.view.id)
             .await?;
         Ok(roles.unwrap_or_default().into_iter().map(Role).collect())
     }
@@ -67,37 +82,44 @@ impl User {
     async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
         let roles = ctx
             .data_unchecked::<DataLoader<RolesByUserLoader>>()
-            .load_one(self.0.id)
+            .load_one(self.view.id)
             .await?;
         Ok(roles::permissions_of(roles.as_deref().unwrap_or_default()))
     }
     async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+        self.view.created_at
     }
     async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+        self.view.updated_at
     }
     async fn last_login_at(&self) -> Option<DateTime<Utc>> {
-        self.0.last_login_at
+        self.view.last_login_at
     }
     /// Live sessions, newest first: the user themself, or `users:read`.
     async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<Session>> {
-        let viewer = context::viewer(ctx)?;
-        if viewer.user_id != self.0.id
-            && !context::has_permission(ctx, viewer, "users:read").await?
-        {
-            return Err(AppError::Forbidden("This needs the users:read permission".into()).into());
-        }
-        let current = match context::auth(ctx) {
-            Auth::User(v) => Some(v.session_id),
-            _ => None,
+        let current = match self.new_session {
+            Some(session_id) => Some(session_id),
+            None => {
+                let viewer = context::viewer(ctx)?;
+                if viewer.user_id != self.view.id
+                    && !context::has_permission(ctx, viewer, "users:read").await?
+                {
+                    return Err(
+                        AppError::Forbidden("This needs the users:read permission".into()).into(),
+                    );
+                }
+                match context::auth(ctx) {
+                    Auth::User(v) if v.user_id == self.view.id => Some(v.session_id),
+                    _ => None,
+                }
+            }
         };
-        let list = sessions::list_live(context::state(ctx), self.0.id).await?;
+        let list = sessions::list_live(context::state(ctx), self.view.id).await?;
         Ok(list
             .into_iter()
             .map(|s| Session {
                 current: Some(s.id) == current,
-                row: s,
+                view: s,
             })
             .collect())
     }
@@ -129,29 +151,29 @@ impl Role {
 
 /// A signed-in device or browser.
 pub struct Session {
-    pub row: session::Model,
+    pub view: SessionView,
     pub current: bool,
 }
 
 #[Object]
 impl Session {
     async fn id(&self) -> ID {
-        ID(self.row.id.to_string())
+        ID(self.view.id.to_string())
     }
     async fn created_at(&self) -> DateTime<Utc> {
-        self.row.created_at
+        self.view.created_at
     }
     async fn last_used_at(&self) -> DateTime<Utc> {
-        self.row.last_used_at
+        self.view.last_used_at
     }
     async fn expires_at(&self) -> DateTime<Utc> {
-        self.row.expires_at
+        self.view.expires_at
     }
     async fn ip_address(&self) -> Option<&str> {
-        self.row.ip_address.as_deref()
+        self.view.ip_address.as_deref()
     }
     async fn user_agent(&self) -> Option<&str> {
-        self.row.user_agent.as_deref()
+        self.view.user_agent.as_deref()
     }
     /// The session of the token making the request.
     async fn current(&self) -> bool {
@@ -181,6 +203,9 @@ impl AuthPayload {
         i64::try_from(self.0.expires_in).unwrap_or(i64::MAX)
     }
     async fn user(&self) -> User {
-        User(self.0.user.clone())
+        User {
+            view: self.0.user.clone(),
+            new_session: Some(self.0.session_id),
+        }
     }
 }

@@ -19,7 +19,7 @@ use super::ServerState;
 use super::middleware::client_ip;
 use crate::domain::{RequestMeta, sessions};
 use crate::graphql::context::{Auth, Viewer};
-use crate::graphql::extension::{ViaGet, coded_error};
+use crate::graphql::extension::{RequestId, ViaGet, coded_error};
 use crate::graphql::loaders::{RolesByUserLoader, UserLoader};
 use crate::state::AppState;
 
@@ -35,7 +35,7 @@ fn is_json(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase())
-        .is_some_and(|v| v == "application/json" || v == "application/graphql-response+json")
+        .is_some_and(|v| v == "application/json")
 }
 
 /// Who is asking: a bearer token is verified and its session checked.
@@ -61,7 +61,7 @@ pub async fn authenticate(app: &AppState, authorization: Option<&str>) -> Auth {
         }),
         Err(crate::error::AppError::Internal(e)) => {
             tracing::error!(error = format!("{e:#}"), "session check failed");
-            Auth::Invalid("Could not check the session; try again".into())
+            Auth::Unavailable
         }
         Err(e) => Auth::Invalid(e.message()),
     }
@@ -93,9 +93,18 @@ async fn execute(
     )
     .await;
     let meta = request_meta(server, peer, headers);
+    let request_id = headers
+        .get(super::middleware::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     // Loaders are per operation: nothing cached in them outlives a request.
     let attach = |req: GqlRequest| {
-        let req = req.data(app.clone()).data(auth.clone()).data(meta.clone());
+        let req = req
+            .data(app.clone())
+            .data(auth.clone())
+            .data(meta.clone())
+            .data(RequestId(request_id.clone()));
         let req = req.data(DataLoader::new(UserLoader(app.clone()), tokio::spawn));
         let req = req.data(DataLoader::new(
             RolesByUserLoader(app.clone()),

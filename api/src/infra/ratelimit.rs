@@ -15,12 +15,12 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 
 use super::redis::RedisBackend;
 
-/// GCRA in Redis. KEYS[1] holds the theoretical arrival time (ms).
-/// ARGV[1] = emission interval T (ms), ARGV[2] = burst tolerance (ms).
-/// Returns {allowed (1/0), retry-after (ms)}.
+/// GCRA in Redis. KEYS[1] holds the theoretical arrival time (µs).
+/// ARGV[1] = emission interval T (µs), ARGV[2] = burst tolerance (µs).
+/// Returns {allowed (1/0), retry-after (µs)}.
 const GCRA: &str = r"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
@@ -29,7 +29,7 @@ if tat - now > tolerance then
   return {0, tat - now - tolerance}
 end
 local new_tat = tat + interval
-redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now + 1000)
+redis.call('SET', KEYS[1], new_tat, 'PX', math.floor((new_tat - now) / 1000) + 1000)
 return {1, 0}
 ";
 
@@ -71,6 +71,19 @@ impl RateLimiter {
         Self { inner: Some(inner) }
     }
 
+    /// The bucket of a client address: the address itself for IPv4, its /64
+    /// for IPv6 (one host usually holds a whole /64, so per-address buckets
+    /// would be free to multiply).
+    pub fn client_key(ip: std::net::IpAddr) -> String {
+        match ip.to_canonical() {
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+            std::net::IpAddr::V6(v6) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        }
+    }
+
     /// Counts one `operation` from `client`.
     ///
     /// # Errors
@@ -82,13 +95,13 @@ impl RateLimiter {
         let key = format!("{operation}:{client}");
         let verdict = match &inner.redis {
             Some((backend, script, prefix)) => {
-                let interval_ms = 60_000 / u64::from(inner.per_minute);
-                let tolerance_ms = interval_ms * u64::from(inner.per_minute - 1);
+                let interval_us = 60_000_000 / u64::from(inner.per_minute);
+                let tolerance_us = interval_us * u64::from(inner.per_minute - 1);
                 let mut invocation = script.key(format!("{prefix}ratelimit:{key}"));
-                invocation.arg(interval_ms.max(1)).arg(tolerance_ms);
+                invocation.arg(interval_us.max(1)).arg(tolerance_us);
                 match backend.invoke::<(u8, u64)>(&invocation).await {
                     Ok((1, _)) => Ok(()),
-                    Ok((_, wait_ms)) => Err(Duration::from_millis(wait_ms.max(1))),
+                    Ok((_, wait_us)) => Err(Duration::from_micros(wait_us.max(1))),
                     Err(e) => {
                         metrics::counter!("usergraph_cache_errors_total", "backend" => "redis")
                             .increment(1);
@@ -139,6 +152,17 @@ mod tests {
         assert!(
             limiter.check("login", "5.6.7.8").await.is_ok(),
             "per client"
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_64() {
+        let a = RateLimiter::client_key("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = RateLimiter::client_key("2001:db8:1:2:bbbb::9".parse().unwrap());
+        assert_eq!(a, b);
+        assert_eq!(
+            RateLimiter::client_key("::ffff:10.0.0.1".parse().unwrap()),
+            "10.0.0.1"
         );
     }
 

@@ -39,8 +39,22 @@ async fn auth_mutations_are_limited_per_client_ip_and_mutation() {
     assert!((1..=60).contains(&retry), "{retry}");
     // Another client is not affected, nor another mutation of the same client.
     assert!(login_from(&app, "198.51.100.8").await["data"]["login"].is_object());
-    let refresh = app.refresh("no-such-token").await;
-    assert_eq!(code(&refresh), "INVALID_TOKEN");
+    let body = json!({
+        "query": "mutation { refreshToken(token: \"no-such-token\") { accessToken } }",
+    });
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .header("x-forwarded-for", "198.51.100.7")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&res.json::<Value>().await.unwrap()),
+        "INVALID_TOKEN",
+        "refreshToken has its own budget"
+    );
 }
 
 #[tokio::test]

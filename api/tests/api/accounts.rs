@@ -72,6 +72,7 @@ async fn duplicate_email_is_a_conflict() {
 #[tokio::test]
 async fn every_password_rule_is_enforced_before_hashing() {
     let app = spawn_app().await;
+    app.state.hasher.warm_up().await.unwrap();
     let before = app.state.hasher.operations();
     let megabyte = "a".repeat(1_000_000);
     for (password, why) in [
@@ -148,11 +149,14 @@ async fn bad_emails_and_display_names_name_their_field() {
 async fn unknown_email_and_wrong_password_look_the_same() {
     let app = spawn_app().await;
     app.signed_up("gus@example.com").await;
+    app.state.hasher.warm_up().await.unwrap();
     let before = app.state.hasher.operations();
     let wrong = app.login("gus@example.com", "not the right password").await;
+    let after_wrong = app.state.hasher.operations();
     let unknown = app
         .login("nobody@example.com", "not the right password")
         .await;
+    let after_unknown = app.state.hasher.operations();
     assert_eq!(code(&wrong), "UNAUTHENTICATED");
     assert_eq!(
         wrong["errors"][0]["message"],
@@ -162,9 +166,20 @@ async fn unknown_email_and_wrong_password_look_the_same() {
         wrong["errors"][0]["extensions"],
         unknown["errors"][0]["extensions"]
     );
-    // Both paths verified exactly one hash (the unknown email a dummy one).
-    let after = app.state.hasher.operations();
-    assert!(after - before >= 2, "each failed login verified a hash");
+    // Each path verified exactly one hash: the unknown email a dummy one.
+    assert_eq!(after_wrong - before, 1);
+    assert_eq!(after_unknown - after_wrong, 1);
+}
+
+async fn failed_count(app: &crate::helpers::TestApp, email: &str) -> i32 {
+    use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
+    entity::user::Entity::find()
+        .filter(entity::user::Column::Email.eq(email))
+        .one(&app.state.db.write)
+        .await
+        .unwrap()
+        .unwrap()
+        .failed_login_count
 }
 
 #[tokio::test]
@@ -187,6 +202,68 @@ async fn lockout_after_repeated_failures() {
         .as_u64()
         .unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
+    // Attempts during the lockout are refused without counting.
+    assert_eq!(
+        code(&app.login("hal@example.com", "wrong password!").await),
+        "ACCOUNT_LOCKED"
+    );
+    assert_eq!(failed_count(&app, "hal@example.com").await, 5);
+    let me = app.gql("{ me { id } }", json!({}), None).await;
+    assert_eq!(me["data"]["me"], json!(null));
+}
+
+#[tokio::test]
+async fn a_success_resets_the_failure_count() {
+    let app = spawn_app().await;
+    app.signed_up("ida@example.com").await;
+    for _ in 0..4 {
+        app.login("ida@example.com", "wrong password!").await;
+    }
+    assert_eq!(failed_count(&app, "ida@example.com").await, 4);
+    let ok = app.gql(
+        "mutation { login(input: {email: \"ida@example.com\", password: \"correct horse battery staple\"}) { user { lockedUntil sessions { current } } } }",
+        json!({}),
+        None,
+    ).await;
+    assert_eq!(
+        ok["data"]["login"]["user"]["lockedUntil"],
+        json!(null),
+        "{ok}"
+    );
+    // The new session is the caller's own, though the request was anonymous.
+    assert_eq!(
+        ok["data"]["login"]["user"]["sessions"][0]["current"], true,
+        "{ok}"
+    );
+    assert_eq!(failed_count(&app, "ida@example.com").await, 0);
+    assert_eq!(
+        code(&app.login("ida@example.com", "wrong password!").await),
+        "UNAUTHENTICATED"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_guesses_cannot_outrun_the_lockout() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    app.signed_up("jay@example.com").await;
+    let guesses: Vec<_> = (0..20)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { app.login("jay@example.com", "wrong password!").await })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for g in guesses {
+        codes.push(code(&g.await.unwrap()).to_owned());
+    }
+    let counted = codes.iter().filter(|c| *c == "UNAUTHENTICATED").count();
+    assert_eq!(counted, 5, "exactly the threshold counted: {codes:?}");
+    assert_eq!(codes.iter().filter(|c| *c == "ACCOUNT_LOCKED").count(), 15);
+    assert_eq!(failed_count(&app, "jay@example.com").await, 5);
+    assert_eq!(
+        code(&app.login("jay@example.com", PASSWORD).await),
+        "ACCOUNT_LOCKED"
+    );
 }
 
 #[tokio::test]

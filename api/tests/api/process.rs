@@ -148,3 +148,107 @@ async fn sigterm_drains_in_flight_requests() {
         "stopped listening"
     );
 }
+
+#[tokio::test]
+async fn migrate_up_status_down_through_the_cli() {
+    let (url, _db) = crate::helpers::fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = usergraph(dir.path())
+            .env("DATABASE_URL", &url)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(run(&["migrate", "status"]).contains("Pending"));
+    run(&["migrate", "up"]);
+    let status = run(&["migrate", "status"]);
+    assert!(
+        status.contains("Applied") && status.contains("m20261126_000001_initial"),
+        "{status}"
+    );
+    run(&["migrate", "down"]);
+    assert!(run(&["migrate", "status"]).contains("Pending"));
+    run(&["migrate", "up"]);
+    assert!(run(&["migrate", "status"]).contains("Applied"));
+}
+
+#[test]
+fn export_schema_and_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = usergraph(dir.path()).arg("export-schema").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        usergraph::graphql::sdl()
+    );
+    for cmd in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["migrate", "--help"],
+        &["create-admin", "--help"],
+        &["healthcheck", "--help"],
+    ] {
+        let out = usergraph(dir.path()).args(cmd).output().unwrap();
+        assert!(out.status.success(), "{cmd:?}");
+        assert!(!out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn create_admin_reads_the_password_from_stdin() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = usergraph(dir.path())
+        .args([
+            "create-admin",
+            "--email",
+            "Root@Example.com",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long admin passphrase\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("root@example.com"));
+    // A weak password is refused, naming the rule.
+    let mut child = usergraph(dir.path())
+        .args([
+            "create-admin",
+            "--email",
+            "other@example.com",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"password\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("too common"));
+}

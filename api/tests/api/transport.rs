@@ -58,6 +58,18 @@ async fn ready_is_503_when_the_database_is_unreachable() {
     let body = app.login("x@example.com", PASSWORD).await;
     assert_eq!(code(&body), "INTERNAL_SERVER_ERROR");
     assert_eq!(body["errors"][0]["message"], "Internal server error");
+    assert!(
+        body["errors"][0]["extensions"]["requestId"].is_string(),
+        "{body}"
+    );
+    // A valid token whose session cannot be checked is an outage, not a bad
+    // token: the client must not throw its tokens away.
+    let token = app
+        .state
+        .jwt
+        .issue(uuid::Uuid::now_v7(), uuid::Uuid::now_v7())
+        .unwrap();
+    assert_eq!(code(&app.me(&token).await), "INTERNAL_SERVER_ERROR");
 }
 
 #[tokio::test]
