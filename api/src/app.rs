@@ -93,6 +93,7 @@ impl Application {
         if !options.lazy_database {
             crate::domain::accounts::bootstrap_admin(&state).await?;
         }
+        spawn_janitor(&state);
         let listener = TcpListener::bind(bind)
             .await
             .with_context(|| format!("binding BIND_ADDR {bind}"))?;
@@ -156,6 +157,24 @@ impl Application {
             }
         }
     }
+}
+
+/// Hourly housekeeping: deletes long-ended sessions. Holds only a weak
+/// reference, so it stops with the application.
+fn spawn_janitor(state: &AppState) {
+    let weak = std::sync::Arc::downgrade(&state.0);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let Some(app) = weak.upgrade() else { break };
+            match crate::domain::sessions::purge_ended(&app).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(sessions = n, "deleted long-ended sessions"),
+                Err(e) => tracing::warn!(error = e.message(), "session clean-up failed"),
+            }
+        }
+    });
 }
 
 /// The whole HTTP surface.

@@ -359,3 +359,26 @@ pub async fn list_live(app: &App, user_id: Uuid) -> AppResult<Vec<SessionView>> 
         .map(SessionView::from)
         .collect())
 }
+
+/// How long ended sessions are kept (for the user's view of recent activity
+/// and for reuse detection) before they are deleted.
+const KEEP_ENDED: chrono::Duration = chrono::Duration::days(7);
+
+/// Deletes sessions that expired or were revoked more than a week ago, and
+/// with them (cascade) their rotated refresh-token hashes, which otherwise
+/// grow with every refresh. Idempotent: every replica may run it.
+///
+/// # Errors
+/// `Internal` when the database fails.
+pub async fn purge_ended(app: &App) -> AppResult<u64> {
+    let cutoff = now() - KEEP_ENDED;
+    let result = session::Entity::delete_many()
+        .filter(
+            sea_orm::Condition::any()
+                .add(session::Column::ExpiresAt.lt(cutoff))
+                .add(session::Column::RevokedAt.lt(cutoff)),
+        )
+        .exec(&app.db.write)
+        .await?;
+    Ok(result.rows_affected)
+}

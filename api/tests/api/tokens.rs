@@ -205,3 +205,48 @@ async fn sessions_list_marks_the_current_one() {
     assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
     assert_eq!(sessions[0]["ipAddress"], "127.0.0.1");
 }
+
+#[tokio::test]
+async fn long_ended_sessions_are_purged_with_their_rotated_tokens() {
+    use sea_orm::{ActiveModelTrait as _, EntityTrait as _, PaginatorTrait as _, Set};
+    let app = spawn_app().await;
+    let t = app.signed_up("pat@example.com").await;
+    app.refresh(&t.refresh).await;
+    let live = app.signed_up("quin@example.com").await;
+    assert_eq!(
+        entity::rotated_refresh_token::Entity::find()
+            .count(&app.state.db.write)
+            .await
+            .unwrap(),
+        1
+    );
+    // Age the first session past the retention: revoked eight days ago.
+    let sessions = entity::session::Entity::find()
+        .all(&app.state.db.write)
+        .await
+        .unwrap();
+    let old = sessions
+        .iter()
+        .find(|s| s.user_id.to_string() == t.user_id)
+        .unwrap();
+    let mut aged: entity::session::ActiveModel = old.clone().into();
+    aged.revoked_at = Set(Some(chrono::Utc::now() - chrono::Duration::days(8)));
+    aged.update(&app.state.db.write).await.unwrap();
+
+    let purged = usergraph::domain::sessions::purge_ended(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    assert_eq!(
+        entity::rotated_refresh_token::Entity::find()
+            .count(&app.state.db.write)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        app.me(&live.access).await["data"]["me"]["email"],
+        "quin@example.com",
+        "live sessions stay"
+    );
+}
