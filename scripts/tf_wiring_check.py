@@ -44,6 +44,8 @@ try:
 except ImportError:
     sys.exit("tf_wiring_check: python-hcl2 is not installed (pip install python-hcl2)")
 
+# moved/removed name state addresses, not values: "from" is gone by design.
+MOVE_BLOCKS = {"moved", "removed"}
 MODULE_META_ARGS = {"source", "version", "providers", "count", "for_each", "depends_on"}
 NAME = r"[A-Za-z_][\w-]*"
 NOT_AFTER = r"(?<![\w.])"  # not part of a longer name or attribute path
@@ -138,6 +140,7 @@ class Dir:
     outputs: set[str] = field(default_factory=set)
     providers: set[str] = field(default_factory=set)
     refs: list[Ref] = field(default_factory=list)
+    moves: list[tuple[Path, str, dict]] = field(default_factory=list)
 
 
 def load(path: Path) -> dict:
@@ -155,6 +158,9 @@ def scan_dir(path: Path) -> Dir:
         doc = load(tf)
         for block_type, entries in items(doc):
             for entry in entries:
+                if block_type in MOVE_BLOCKS:
+                    d.moves.append((tf, block_type, entry))
+                    continue
                 for where, body in describe(block_type, entry):
                     sink: list[str] = []
                     walk(body, sink)
@@ -266,6 +272,11 @@ def check(root: Path) -> tuple[list[str], list[str]]:
     res_re = re.compile(NOT_AFTER + rf"((?:{'|'.join(sorted(providers))})_\w+)\.({NAME})")
 
     for d in dirs.values():
+        for tf, block_type, entry in d.moves:
+            # A move into a module call must name a module block of this directory.
+            for mod, _ in MODULE_RE.findall(expression_text(str(entry.get("to", "")))):
+                if mod not in d.modules:
+                    errors.append(f'{line_of(tf, f"module.{mod}")}: {block_type}: module "{mod}" is not declared in {d.path}')
         used_vars = check_refs(d, dirs, res_re, errors)
         check_module_calls(d, dirs, errors)
         for name in sorted(d.variables.keys() - used_vars):

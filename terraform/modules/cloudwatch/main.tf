@@ -12,73 +12,41 @@ locals {
 # One key for observability data: every log group of the stack (VPC flow
 # logs, EKS, RDS, ElastiCache, application) and the alarm SNS topic.
 
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_109:Key policy; "*" is this key only, and the account root statement is what lets IAM policies grant use of it.
-  #checkov:skip=CKV_AWS_111:Key policy; "*" is this key only, and the account root statement is what lets IAM policies grant use of it.
-  #checkov:skip=CKV_AWS_356:Key policy; in a key policy the resource "*" means this key.
-  statement {
-    sid       = "AccountAdministration"
-    actions   = ["kms:*"]
-    resources = ["*"]
+module "kms" {
+  source = "../kms"
 
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-  }
+  name        = "${var.name}-observability"
+  description = "${var.name} CloudWatch Logs and alarm SNS encryption"
 
-  statement {
-    sid = "CloudWatchLogs"
-    actions = [
-      "kms:Encrypt*",
-      "kms:Decrypt*",
-      "kms:ReEncrypt*",
-      "kms:GenerateDataKey*",
-      "kms:Describe*",
-    ]
-    resources = ["*"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${local.region}.amazonaws.com"]
-    }
-
-    condition {
-      test     = "ArnLike"
-      variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"]
-    }
-  }
-
-  # CloudWatch alarms publish to the encrypted SNS topic.
-  statement {
-    sid       = "CloudWatchAlarmsToSns"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
-    resources = ["*"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["cloudwatch.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-}
-
-resource "aws_kms_key" "this" {
-  description             = "${var.name} CloudWatch Logs and alarm SNS encryption"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.kms.json
-}
-
-resource "aws_kms_alias" "this" {
-  name          = "alias/${var.name}-observability"
-  target_key_id = aws_kms_key.this.key_id
+  extra_statements = [
+    {
+      sid        = "CloudWatchLogs"
+      principals = ["logs.${local.region}.amazonaws.com"]
+      actions = [
+        "kms:Encrypt*",
+        "kms:Decrypt*",
+        "kms:ReEncrypt*",
+        "kms:GenerateDataKey*",
+        "kms:Describe*",
+      ]
+      conditions = [{
+        test     = "ArnLike"
+        variable = "kms:EncryptionContext:aws:logs:arn"
+        values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"]
+      }]
+    },
+    # CloudWatch alarms publish to the encrypted SNS topic.
+    {
+      sid        = "CloudWatchAlarmsToSns"
+      principals = ["cloudwatch.amazonaws.com"]
+      actions    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+      conditions = [{
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [local.account_id]
+      }]
+    },
+  ]
 }
 
 # ----------------------------------------------------------- log groups ----
@@ -89,14 +57,14 @@ resource "aws_kms_alias" "this" {
 resource "aws_cloudwatch_log_group" "app" {
   name              = "/${var.name}/application"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
+  kms_key_id        = module.kms.key_arn
 }
 
 # -------------------------------------------------------------------- SNS ----
 
 resource "aws_sns_topic" "alarms" {
   name              = "${var.name}-alarms"
-  kms_master_key_id = aws_kms_key.this.arn
+  kms_master_key_id = module.kms.key_arn
 }
 
 resource "aws_sns_topic_subscription" "email" {

@@ -1,6 +1,6 @@
 output "kms_key_arn" {
   description = "KMS key for every log group of the stack and the alarm topic."
-  value       = aws_kms_key.this.arn
+  value       = module.kms.key_arn
 }
 
 output "alarm_topic_arn" {

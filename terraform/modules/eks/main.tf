@@ -1,4 +1,3 @@
-data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
 locals {
@@ -8,32 +7,11 @@ locals {
 
 # ----------------------------------------------------- secrets encryption ----
 
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_109:Key policy; "*" is this key only, and the account root statement is what lets IAM policies grant use of it.
-  #checkov:skip=CKV_AWS_111:Key policy; "*" is this key only, and the account root statement is what lets IAM policies grant use of it.
-  #checkov:skip=CKV_AWS_356:Key policy; in a key policy the resource "*" means this key.
-  statement {
-    sid       = "AccountAdministration"
-    actions   = ["kms:*"]
-    resources = ["*"]
+module "kms" {
+  source = "../kms"
 
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-}
-
-resource "aws_kms_key" "eks" {
-  description             = "${var.cluster_name} EKS secrets envelope encryption"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.kms.json
-}
-
-resource "aws_kms_alias" "eks" {
-  name          = "alias/${var.cluster_name}-eks"
-  target_key_id = aws_kms_key.eks.key_id
+  name        = "${var.cluster_name}-eks"
+  description = "${var.cluster_name} EKS secrets envelope encryption"
 }
 
 # Created before the cluster so EKS does not create it without retention/KMS.
@@ -83,7 +61,7 @@ resource "aws_eks_cluster" "this" {
     resources = ["secrets"]
 
     provider {
-      key_arn = aws_kms_key.eks.arn
+      key_arn = module.kms.key_arn
     }
   }
 

@@ -1,4 +1,3 @@
-data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
 locals {
@@ -8,32 +7,11 @@ locals {
 
 # -------------------------------------------------------------------- KMS ----
 
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_109:Key policy; "*" is this key only, and the account root statement is what lets IAM policies grant use of it.
-  #checkov:skip=CKV_AWS_111:Key policy; "*" is this key only, and the account root statement is what lets IAM policies grant use of it.
-  #checkov:skip=CKV_AWS_356:Key policy; in a key policy the resource "*" means this key.
-  statement {
-    sid       = "AccountAdministration"
-    actions   = ["kms:*"]
-    resources = ["*"]
+module "kms" {
+  source = "../kms"
 
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-}
-
-resource "aws_kms_key" "this" {
-  description             = "${var.identifier} storage, snapshots and Performance Insights"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.kms.json
-}
-
-resource "aws_kms_alias" "this" {
-  name          = "alias/${var.identifier}"
-  target_key_id = aws_kms_key.this.key_id
+  name        = var.identifier
+  description = "${var.identifier} storage, snapshots and Performance Insights"
 }
 
 # ------------------------------------------------------------- network ----
@@ -170,7 +148,7 @@ resource "aws_db_instance" "this" {
   max_allocated_storage = var.max_allocated_storage_gb
   storage_type          = "gp3"
   storage_encrypted     = true
-  kms_key_id            = aws_kms_key.this.arn
+  kms_key_id            = module.kms.key_arn
 
   multi_az               = var.multi_az
   db_subnet_group_name   = aws_db_subnet_group.this.name
@@ -198,7 +176,7 @@ resource "aws_db_instance" "this" {
   monitoring_interval                   = var.monitoring_interval
   monitoring_role_arn                   = aws_iam_role.monitoring.arn
   performance_insights_enabled          = true
-  performance_insights_kms_key_id       = aws_kms_key.this.arn
+  performance_insights_kms_key_id       = module.kms.key_arn
   performance_insights_retention_period = 7
 
   lifecycle {

@@ -30,5 +30,5 @@ output "security_group_id" {
 
 output "kms_key_arn" {
   description = "KMS key of storage, snapshots and Performance Insights."
-  value       = aws_kms_key.this.arn
+  value       = module.kms.key_arn
 }

@@ -1,34 +1,10 @@
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
-
 # -------------------------------------------------------------------- KMS ----
 
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_109:Key policy; "*" is this key only, and the account root statement is what lets IAM policies grant use of it.
-  #checkov:skip=CKV_AWS_111:Key policy; "*" is this key only, and the account root statement is what lets IAM policies grant use of it.
-  #checkov:skip=CKV_AWS_356:Key policy; in a key policy the resource "*" means this key.
-  statement {
-    sid       = "AccountAdministration"
-    actions   = ["kms:*"]
-    resources = ["*"]
+module "kms" {
+  source = "../kms"
 
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-}
-
-resource "aws_kms_key" "this" {
-  description             = "${var.replication_group_id} at-rest encryption"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.kms.json
-}
-
-resource "aws_kms_alias" "this" {
-  name          = "alias/${var.replication_group_id}"
-  target_key_id = aws_kms_key.this.key_id
+  name        = var.replication_group_id
+  description = "${var.replication_group_id} at-rest encryption"
 }
 
 # ------------------------------------------------------------- network ----
@@ -112,7 +88,7 @@ resource "aws_elasticache_replication_group" "this" {
   multi_az_enabled           = true
 
   at_rest_encryption_enabled = true
-  kms_key_id                 = aws_kms_key.this.arn
+  kms_key_id                 = module.kms.key_arn
   transit_encryption_enabled = true
   auth_token                 = var.auth_token
   auth_token_update_strategy = var.auth_token_update_strategy

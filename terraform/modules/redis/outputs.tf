@@ -25,5 +25,5 @@ output "security_group_id" {
 
 output "kms_key_arn" {
   description = "KMS key of at-rest encryption."
-  value       = aws_kms_key.this.arn
+  value       = module.kms.key_arn
 }

@@ -1,41 +1,18 @@
 data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
 
 locals {
   account_id    = data.aws_caller_identity.current.account_id
-  partition     = data.aws_partition.current.partition
   backup_bucket = "${var.name}-backups-${local.account_id}"
   log_bucket    = "${var.name}-s3-access-logs-${local.account_id}"
 }
 
 # -------------------------------------------------------------------- KMS ----
 
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_109:Key policy; "*" is this key only, and the account root statement is what lets IAM policies grant use of it.
-  #checkov:skip=CKV_AWS_111:Key policy; "*" is this key only, and the account root statement is what lets IAM policies grant use of it.
-  #checkov:skip=CKV_AWS_356:Key policy; in a key policy the resource "*" means this key.
-  statement {
-    sid       = "AccountAdministration"
-    actions   = ["kms:*"]
-    resources = ["*"]
+module "kms" {
+  source = "../kms"
 
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-  }
-}
-
-resource "aws_kms_key" "this" {
-  description             = "${var.name} backup bucket encryption"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.kms.json
-}
-
-resource "aws_kms_alias" "this" {
-  name          = "alias/${var.name}-backups"
-  target_key_id = aws_kms_key.this.key_id
+  name        = "${var.name}-backups"
+  description = "${var.name} backup bucket encryption"
 }
 
 # ------------------------------------------------------- backup bucket ----
@@ -75,7 +52,7 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "backups" {
   rule {
     apply_server_side_encryption_by_default {
       sse_algorithm     = "aws:kms"
-      kms_master_key_id = aws_kms_key.this.arn
+      kms_master_key_id = module.kms.key_arn
     }
     bucket_key_enabled = true
   }
@@ -137,14 +114,21 @@ resource "aws_s3_bucket_notification" "backups" {
   eventbridge = true
 }
 
-data "aws_iam_policy_document" "backups" {
+# Both buckets refuse requests that do not use TLS. The backup bucket's
+# policy is this statement alone; the log bucket's adds log delivery.
+data "aws_iam_policy_document" "tls_only" {
+  for_each = {
+    backups = aws_s3_bucket.backups.arn
+    logs    = aws_s3_bucket.logs.arn
+  }
+
   statement {
     sid     = "DenyInsecureTransport"
     effect  = "Deny"
     actions = ["s3:*"]
     resources = [
-      aws_s3_bucket.backups.arn,
-      "${aws_s3_bucket.backups.arn}/*",
+      each.value,
+      "${each.value}/*",
     ]
 
     principals {
@@ -162,7 +146,7 @@ data "aws_iam_policy_document" "backups" {
 
 resource "aws_s3_bucket_policy" "backups" {
   bucket = aws_s3_bucket.backups.id
-  policy = data.aws_iam_policy_document.backups.json
+  policy = data.aws_iam_policy_document.tls_only["backups"].json
 
   depends_on = [aws_s3_bucket_public_access_block.backups]
 }
@@ -260,26 +244,9 @@ data "aws_iam_policy_document" "logs" {
     }
   }
 
-  statement {
-    sid     = "DenyInsecureTransport"
-    effect  = "Deny"
-    actions = ["s3:*"]
-    resources = [
-      aws_s3_bucket.logs.arn,
-      "${aws_s3_bucket.logs.arn}/*",
-    ]
-
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
+  # Appended after the statement above (a different sid, so nothing is
+  # overridden): the same statement order as before.
+  override_policy_documents = [data.aws_iam_policy_document.tls_only["logs"].json]
 }
 
 resource "aws_s3_bucket_policy" "logs" {

@@ -15,5 +15,5 @@ output "log_bucket_name" {
 
 output "kms_key_arn" {
   description = "KMS key of the backup bucket."
-  value       = aws_kms_key.this.arn
+  value       = module.kms.key_arn
 }

@@ -2,35 +2,11 @@
 # key. The values also pass through the Terraform state: keep the state in
 # the encrypted S3 backend (see versions.tf).
 
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
+module "kms" {
+  source = "../kms"
 
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_109:Key policy; "*" is this key only, and the account root statement is what lets IAM policies grant use of it.
-  #checkov:skip=CKV_AWS_111:Key policy; "*" is this key only, and the account root statement is what lets IAM policies grant use of it.
-  #checkov:skip=CKV_AWS_356:Key policy; in a key policy the resource "*" means this key.
-  statement {
-    sid       = "AccountAdministration"
-    actions   = ["kms:*"]
-    resources = ["*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-}
-
-resource "aws_kms_key" "this" {
-  description             = "${var.name} Secrets Manager encryption"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.kms.json
-}
-
-resource "aws_kms_alias" "this" {
-  name          = "alias/${var.name}-secrets"
-  target_key_id = aws_kms_key.this.key_id
+  name        = "${var.name}-secrets"
+  description = "${var.name} Secrets Manager encryption"
 }
 
 # ------------------------------------------------------------ generators ----
@@ -62,7 +38,7 @@ resource "aws_secretsmanager_secret" "db" {
   #checkov:skip=CKV2_AWS_57:Rotation is wired below (aws_secretsmanager_secret_rotation) and switched on by setting db_rotation_lambda_arn; the Lambda is deployed separately.
   name                    = "${var.name}/database"
   description             = "usergraph PostgreSQL master credentials (RDS rotation-function JSON format)"
-  kms_key_id              = aws_kms_key.this.arn
+  kms_key_id              = module.kms.key_arn
   recovery_window_in_days = var.recovery_window_days
 }
 
@@ -90,7 +66,7 @@ resource "aws_secretsmanager_secret" "jwt" {
   #checkov:skip=CKV2_AWS_57:Rotating JWT_SECRET signs every user out, so an operator rotates it on purpose (terraform apply -replace=module.secrets.random_password.jwt, then a rolling restart), never on a schedule.
   name                    = "${var.name}/jwt-secret"
   description             = "usergraph JWT_SECRET (HS256 signing key)"
-  kms_key_id              = aws_kms_key.this.arn
+  kms_key_id              = module.kms.key_arn
   recovery_window_in_days = var.recovery_window_days
 }
 
@@ -105,7 +81,7 @@ resource "aws_secretsmanager_secret" "redis" {
   #checkov:skip=CKV2_AWS_57:The AUTH token must change on the replication group and in this secret together; Terraform does both (apply -replace=module.secrets.random_password.redis, strategy ROTATE keeps the old token valid while pods restart), no Lambda.
   name                    = "${var.name}/redis-auth"
   description             = "usergraph ElastiCache Redis AUTH token"
-  kms_key_id              = aws_kms_key.this.arn
+  kms_key_id              = module.kms.key_arn
   recovery_window_in_days = var.recovery_window_days
 }
 

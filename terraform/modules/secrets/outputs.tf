@@ -1,6 +1,6 @@
 output "kms_key_arn" {
   description = "KMS key encrypting the secrets (the usergraph role may decrypt with it via Secrets Manager)."
-  value       = aws_kms_key.this.arn
+  value       = module.kms.key_arn
 }
 
 output "db_secret_arn" {
