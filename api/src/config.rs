@@ -269,24 +269,11 @@ impl Config {
 
         let auto_migrate = parse_bool("AUTO_MIGRATE", get("AUTO_MIGRATE"), true)?;
         let mailer = parse_mailer(get("MAILER"))?;
-        let trusted_proxies = match get("TRUSTED_PROXIES") {
-            None => Vec::new(),
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    s.parse::<IpNet>()
-                        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                        .map_err(|_| {
-                            err(
-                                "TRUSTED_PROXIES",
-                                format!("{s:?} is not a CIDR or IP address"),
-                            )
-                        })
-                })
-                .collect::<Result<_, _>>()?,
-        };
+        let trusted_proxies = parse_list("TRUSTED_PROXIES", get("TRUSTED_PROXIES"), |s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{s:?} is not a CIDR or IP address"))
+        })?;
         let rate_limit_auth_per_minute = parse_num(
             "RATE_LIMIT_AUTH_PER_MINUTE",
             get("RATE_LIMIT_AUTH_PER_MINUTE"),
@@ -296,28 +283,20 @@ impl Config {
         )?;
         let lockout_threshold =
             parse_num("LOCKOUT_THRESHOLD", get("LOCKOUT_THRESHOLD"), 5, 0, 1000)?;
-        let cors_allowed_origins = match get("CORS_ALLOWED_ORIGINS") {
-            None => Vec::new(),
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    let ok = s == "*"
-                        || ((s.starts_with("http://") || s.starts_with("https://"))
-                            && !s.ends_with('/')
-                            && axum::http::HeaderValue::from_str(s).is_ok());
-                    if ok {
-                        Ok(s.to_owned())
-                    } else {
-                        Err(err(
-                            "CORS_ALLOWED_ORIGINS",
-                            format!("{s:?} is not an origin like https://app.example.com"),
-                        ))
-                    }
-                })
-                .collect::<Result<_, _>>()?,
-        };
+        let cors_allowed_origins =
+            parse_list("CORS_ALLOWED_ORIGINS", get("CORS_ALLOWED_ORIGINS"), |s| {
+                let ok = s == "*"
+                    || ((s.starts_with("http://") || s.starts_with("https://"))
+                        && !s.ends_with('/')
+                        && axum::http::HeaderValue::from_str(s).is_ok());
+                if ok {
+                    Ok(s.to_owned())
+                } else {
+                    Err(format!(
+                        "{s:?} is not an origin like https://app.example.com"
+                    ))
+                }
+            })?;
         let log_format = match get("LOG_FORMAT").as_deref() {
             None if production => LogFormat::Json,
             None => LogFormat::Pretty,
@@ -479,6 +458,24 @@ where
         ));
     }
     Ok(n)
+}
+
+/// A comma-separated list; empty entries are ignored.
+fn parse_list<T>(
+    var: &'static str,
+    value: Option<String>,
+    item: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, ConfigError> {
+    value.map_or_else(
+        || Ok(Vec::new()),
+        |list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| item(s).map_err(|m| err(var, m)))
+                .collect()
+        },
+    )
 }
 
 fn parse_mailer(value: Option<String>) -> Result<MailerConfig, ConfigError> {
