@@ -250,3 +250,61 @@ async fn long_ended_sessions_are_purged_with_their_rotated_tokens() {
         "live sessions stay"
     );
 }
+
+#[tokio::test]
+async fn eddsa_tokens_verify_against_the_published_key() {
+    use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+    let dir = tempfile::tempdir().unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
+    let pem_path = dir.path().join("jwt.pem");
+    std::fs::write(
+        &pem_path,
+        key.to_pkcs8_pem(Default::default()).unwrap().as_bytes(),
+    )
+    .unwrap();
+    // Through the real configuration path, as JWT_PRIVATE_KEY_FILE.
+    let from_env = usergraph::config::Config::from_lookup(|k| {
+        (k == "JWT_PRIVATE_KEY_FILE").then(|| pem_path.display().to_string())
+    })
+    .unwrap();
+    let app = crate::helpers::spawn_app_with(|c| c.jwt.key = from_env.jwt.key.clone()).await;
+
+    let t = app.signed_up("eve@example.com").await;
+    let header: serde_json::Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(t.access.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(
+        app.me(&t.access).await["data"]["me"]["email"],
+        "eve@example.com"
+    );
+
+    let jwks: serde_json::Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jwk = &jwks["keys"][0];
+    assert_eq!(
+        (jwk["kty"].as_str(), jwk["crv"].as_str()),
+        (Some("OKP"), Some("Ed25519"))
+    );
+    assert_eq!(jwk["kid"], header["kid"]);
+    assert!(jwk.get("d").is_none(), "no private part");
+    // The published key verifies the token on its own.
+    let x = URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap();
+    assert_eq!(x, key.verifying_key().as_bytes());
+    // An HS256 token signed with some secret is refused: the algorithm is pinned.
+    let hs = forge(
+        json!({"sub": t.user_id, "sid": t.user_id, "iss": "usergraph", "aud": "usergraph", "exp": chrono::Utc::now().timestamp() + 600}),
+        SECRET,
+    );
+    assert_eq!(code(&app.me(&hs).await), "UNAUTHENTICATED");
+}
