@@ -52,6 +52,7 @@ pub fn metrics_handle() -> PrometheusHandle {
                         tracing::warn!("a metrics recorder was already installed");
                     }
                     describe();
+                    metrics_process::Collector::default().describe();
                     metrics::gauge!("usergraph_build_info", "version" => env!("CARGO_PKG_VERSION"))
                         .set(1.0);
                     handle
@@ -63,6 +64,15 @@ pub fn metrics_handle() -> PrometheusHandle {
             }
         })
         .clone()
+}
+
+/// Refreshes the process gauges (`process_resident_memory_bytes`, CPU
+/// seconds, open fds, …); called at each scrape.
+pub fn collect_process_metrics() {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR
+        .get_or_init(metrics_process::Collector::default)
+        .collect();
 }
 
 fn describe() {

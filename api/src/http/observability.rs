@@ -13,6 +13,7 @@ use super::ServerState;
 pub async fn metrics(State(server): State<ServerState>) -> impl IntoResponse {
     let app = &server.app;
     app.db.record_pool_metrics();
+    crate::telemetry::collect_process_metrics();
     let pending = mail_outbox::Entity::find()
         .filter(mail_outbox::Column::SentAt.is_null())
         .count(&app.db.read);

@@ -96,7 +96,8 @@ async fn a_dead_redis_fails_readiness_but_no_request() {
 #[tokio::test]
 async fn metrics_are_prometheus_text() {
     let app = spawn_app().await;
-    app.signed_up("quinn@example.com").await;
+    let t = app.signed_up("quinn@example.com").await;
+    app.me(&t.access).await; // reads the cache
     app.client.get(app.url("/health")).send().await.unwrap();
     let res = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), 200);
@@ -114,6 +115,7 @@ async fn metrics_are_prometheus_text() {
         "usergraph_cache_hits_total",
         "usergraph_db_pool_connections{",
         "usergraph_build_info{",
+        "process_resident_memory_bytes",
         "# TYPE usergraph_http_requests_total counter",
     ] {
         assert!(text.contains(name), "missing {name} in:\n{text}");
