@@ -180,12 +180,6 @@ pub async fn link<C: ConnectionTrait>(conn: &C, user_id: Uuid, name: &str) -> Ap
     Ok(())
 }
 
-/// Drops the cached role links of users after a write to them.
-pub async fn invalidate_users(app: &App, user_ids: &[Uuid]) {
-    let keys: Vec<String> = user_ids.iter().map(|id| user_key(*id)).collect();
-    app.cache.invalidate(&keys).await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,7 +44,6 @@ fn key(id: Uuid) -> String {
 pub enum RevokeReason {
     Logout,
     TokenReuse,
-    Revoked,
 }
 
 impl RevokeReason {
@@ -52,7 +51,6 @@ impl RevokeReason {
         match self {
             Self::Logout => "logout",
             Self::TokenReuse => "token_reuse",
-            Self::Revoked => "revoked",
         }
     }
 }

@@ -7,20 +7,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use crate::domain::roles::{self, RoleView};
-use crate::domain::users::{self, UserView};
 use crate::state::AppState;
-
-/// Users by id.
-pub struct UserLoader(pub AppState);
-
-impl async_graphql::dataloader::Loader<Uuid> for UserLoader {
-    type Value = UserView;
-    type Error = async_graphql::Error;
-
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, UserView>, Self::Error> {
-        Ok(users::load_many(&self.0, keys).await?)
-    }
-}
 
 /// The roles of each user, sorted by name.
 pub struct RolesByUserLoader(pub AppState);

@@ -49,10 +49,6 @@ impl Cache {
         Self::new(Arc::new(MemoryBackend::new()), prefix)
     }
 
-    pub fn backend_name(&self) -> &'static str {
-        self.backend.name()
-    }
-
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
