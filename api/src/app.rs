@@ -93,6 +93,7 @@ impl Application {
         if !options.lazy_database {
             crate::domain::accounts::bootstrap_admin(&state).await?;
         }
+        crate::domain::invalidations::spawn_worker(&state);
         spawn_janitor(&state);
         let listener = TcpListener::bind(bind)
             .await
@@ -159,19 +160,36 @@ impl Application {
     }
 }
 
-/// Hourly housekeeping: deletes long-ended sessions. Holds only a weak
-/// reference, so it stops with the application.
+/// How often the session purge runs, and how many rows each of its
+/// statements deletes.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+const PURGE_BATCH: u64 = 1000;
+
+/// Hourly housekeeping: deletes long-ended sessions, on one replica at a
+/// time (a PostgreSQL advisory lock; a replica that finds it taken skips the
+/// round). The first round comes half a period after start plus a random
+/// share of it, so replicas started together neither purge at boot nor in
+/// step. Holds only a weak reference, so it stops with the application.
 fn spawn_janitor(state: &AppState) {
     let weak = std::sync::Arc::downgrade(&state.0);
+    let jitter = PURGE_EVERY.mul_f64(f64::from(uuid::Uuid::new_v4().as_bytes()[0]) / 512.0);
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        let start = tokio::time::Instant::now() + PURGE_EVERY / 2 + jitter;
+        let mut tick = tokio::time::interval_at(start, PURGE_EVERY);
         loop {
             tick.tick().await;
             let Some(app) = weak.upgrade() else { break };
-            match crate::domain::sessions::purge_ended(&app).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(sessions = n, "deleted long-ended sessions"),
-                Err(e) => tracing::warn!(error = e.message(), "session clean-up failed"),
+            let round = app.db.exclusively(crate::db::Lock::Purge, || {
+                crate::domain::sessions::purge_ended(&app, PURGE_BATCH)
+            });
+            match round.await {
+                Ok(None) => tracing::debug!("session purge: another replica holds the lock"),
+                Ok(Some(Ok((0, _)))) => {}
+                Ok(Some(Ok((n, batches)))) => {
+                    tracing::info!(sessions = n, batches, "deleted long-ended sessions");
+                }
+                Ok(Some(Err(e))) => tracing::warn!(error = e.message(), "session clean-up failed"),
+                Err(e) => tracing::warn!(error = format!("{e:#}"), "session clean-up: no lock"),
             }
         }
     });

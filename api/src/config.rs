@@ -141,6 +141,9 @@ pub struct Config {
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
     pub request_timeout: Duration,
+    /// Testing hook, never read from the environment: a pause right after
+    /// each invalidating commit, so a test can cut the request off there.
+    pub after_commit_delay: Option<Duration>,
 }
 
 impl Config {
@@ -393,6 +396,7 @@ impl Config {
             argon2: Argon2Params::OWASP,
             shutdown_grace: parse_duration("SHUTDOWN_GRACE", get("SHUTDOWN_GRACE"), "30s")?,
             request_timeout: parse_duration("REQUEST_TIMEOUT", get("REQUEST_TIMEOUT"), "30s")?,
+            after_commit_delay: None,
         })
     }
 }

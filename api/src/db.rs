@@ -4,20 +4,60 @@
 //! names a replica for reads. SQLite: WAL mode, one writer connection (SQLite
 //! has one writer anyway; this turns "database is locked" into a short queue)
 //! and several readers.
+//!
+//! Work that must run on one replica at a time (migrations, the session
+//! purge) takes a PostgreSQL advisory lock on a connection of its own, which
+//! releases the lock however the work ends. SQLite serves one process, so
+//! there is nothing to coordinate.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use migration::MigratorTrait as _;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::sqlx::Connection as _;
+use sea_orm::{ConnectOptions, Database, DatabaseBackend, DatabaseConnection};
 
 use crate::config::Config;
 
-/// The two pools. Writes, and reads that must see the newest write, use `write`.
+/// Work that runs on one replica at a time, each with its advisory-lock key.
+#[derive(Clone, Copy, Debug)]
+pub enum Lock {
+    Migrate,
+    Purge,
+}
+
+impl Lock {
+    fn key(self) -> i64 {
+        // "ug" and a number: unlikely to collide with another application's keys.
+        match self {
+            Self::Migrate => 0x7567_0000_0001,
+            Self::Purge => 0x7567_0000_0002,
+        }
+    }
+}
+
+/// The two pools. Writes, and reads that must see the newest write (every
+/// cache fill), use `write`.
 #[derive(Clone)]
 pub struct Db {
     pub write: DatabaseConnection,
     pub read: DatabaseConnection,
+    statements: Arc<AtomicU64>,
+}
+
+/// Counts every statement (metrics, and tests that prove a page costs a
+/// bounded number of them).
+fn count_statements(conn: &mut DatabaseConnection, counter: &Arc<AtomicU64>) {
+    let counter = Arc::clone(counter);
+    conn.set_metric_callback(move |info| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("usergraph_db_queries_total").increment(1);
+        if info.failed {
+            metrics::counter!("usergraph_db_query_errors_total").increment(1);
+        }
+    });
 }
 
 fn options(url: &str, max: u32, lazy: bool) -> ConnectOptions {
@@ -48,11 +88,15 @@ impl Db {
         let url = config.database_url.expose();
         let sqlite = url.starts_with("sqlite:");
         let max = config.database_max_connections;
-        let write = Database::connect(options(url, if sqlite { 1 } else { max }, lazy))
+        let statements = Arc::new(AtomicU64::new(0));
+        let mut write = Database::connect(options(url, if sqlite { 1 } else { max }, lazy))
             .await
             .context("connecting to DATABASE_URL")?;
+        count_statements(&mut write, &statements);
         let read = match (&config.database_read_url, sqlite) {
-            (Some(read_url), _) => Database::connect(options(read_url.expose(), max, lazy))
+            // Lazy: a replica that is away at start costs the queries that
+            // use it, not the start.
+            (Some(read_url), _) => Database::connect(options(read_url.expose(), max, true))
                 .await
                 .context("connecting to DATABASE_READ_URL")?,
             (None, true) => Database::connect(options(url, max.min(8), lazy))
@@ -60,7 +104,15 @@ impl Db {
                 .context("connecting to DATABASE_URL")?,
             (None, false) => write.clone(),
         };
-        Ok(Self { write, read })
+        let mut read = read;
+        if config.database_read_url.is_some() || sqlite {
+            count_statements(&mut read, &statements);
+        }
+        Ok(Self {
+            write,
+            read,
+            statements,
+        })
     }
 
     /// Applies pending migrations.
@@ -68,9 +120,67 @@ impl Db {
     /// # Errors
     /// When a migration fails.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        migration::Migrator::up(&self.write, None)
+        self.locked(Lock::Migrate, true, || {
+            migration::Migrator::up(&self.write, None)
+        })
+        .await?
+        .unwrap_or(Ok(()))
+        .context("applying migrations")
+    }
+
+    /// Runs `work` unless another replica holds `lock`; `None` when it does.
+    ///
+    /// # Errors
+    /// When the lock cannot be asked for.
+    pub async fn exclusively<T, Fut: Future<Output = T>>(
+        &self,
+        lock: Lock,
+        work: impl FnOnce() -> Fut,
+    ) -> anyhow::Result<Option<T>> {
+        self.locked(lock, false, work).await
+    }
+
+    /// Runs `work` under `lock`, waiting for it (`wait`) or giving up at once.
+    ///
+    /// # Errors
+    /// When the lock cannot be asked for.
+    pub async fn locked<T, Fut: Future<Output = T>>(
+        &self,
+        lock: Lock,
+        wait: bool,
+        work: impl FnOnce() -> Fut,
+    ) -> anyhow::Result<Option<T>> {
+        use sea_orm::sqlx::postgres::PgConnection;
+        if self.write.get_database_backend() != DatabaseBackend::Postgres {
+            return Ok(Some(work().await));
+        }
+        let options = self.write.get_postgres_connection_pool().connect_options();
+        let mut conn = PgConnection::connect_with(&options)
             .await
-            .context("applying migrations")
+            .context("opening a connection for an advisory lock")?;
+        let sql = if wait {
+            "SELECT pg_advisory_lock($1) IS NOT NULL"
+        } else {
+            "SELECT pg_try_advisory_lock($1)"
+        };
+        let held: bool = sea_orm::sqlx::query_scalar(sql)
+            .bind(lock.key())
+            .fetch_one(&mut conn)
+            .await
+            .with_context(|| format!("taking the {lock:?} advisory lock"))?;
+        if !held {
+            return Ok(None);
+        }
+        let out = work().await;
+        // Closing the session releases the lock (as does dropping it, when
+        // `work` is cancelled).
+        let _ = conn.close().await;
+        Ok(Some(out))
+    }
+
+    /// How many SQL statements this process has run.
+    pub fn statements(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
     }
 
     /// Readiness: can every pool answer?

@@ -108,6 +108,35 @@ fn describe() {
         "Cache operations that failed and were bypassed."
     );
     describe_gauge!(
+        "usergraph_cache_trusted",
+        "1 while this replica reads the cache; 0 after a cache failure, until every queued invalidation is delivered."
+    );
+    describe_counter!(
+        "usergraph_cache_bypassed_total",
+        "Cache reads skipped because the cache is not trusted."
+    );
+    describe_counter!(
+        "usergraph_cache_coalesced_total",
+        "Cache misses that waited for another request's database load."
+    );
+    describe_counter!(
+        "usergraph_cache_invalidations_queued_total",
+        "Invalidations committed to the database outbox because the cache could not take them."
+    );
+    describe_counter!(
+        "usergraph_cache_invalidations_delivered_total",
+        "Queued invalidations delivered to the cache by the outbox worker."
+    );
+    describe_counter!(
+        "usergraph_auth_shed_total",
+        "Requests refused at once because the password hashing queue was full."
+    );
+    describe_counter!("usergraph_db_queries_total", "SQL statements run.");
+    describe_counter!(
+        "usergraph_db_query_errors_total",
+        "SQL statements that failed."
+    );
+    describe_gauge!(
         "usergraph_db_pool_connections",
         "Database pool connections by state."
     );

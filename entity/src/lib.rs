@@ -5,6 +5,8 @@
 //! `usergraph::graphql::types` are built from them and carry no hash).
 
 pub mod audit_event;
+pub mod cache_epoch;
+pub mod cache_outbox;
 pub mod email_token;
 pub mod mail_outbox;
 pub mod role;
@@ -16,6 +18,8 @@ pub mod user_role;
 pub mod prelude {
     //! The entities under short names.
     pub use crate::audit_event::Entity as AuditEvent;
+    pub use crate::cache_epoch::Entity as CacheEpoch;
+    pub use crate::cache_outbox::Entity as CacheOutbox;
     pub use crate::email_token::Entity as EmailToken;
     pub use crate::mail_outbox::Entity as MailOutbox;
     pub use crate::role::Entity as Role;

@@ -1,23 +1,31 @@
-//! argon2id hashing that never runs on the async runtime's worker threads.
+//! argon2id hashing that never runs on the async runtime's worker threads
+//! and never grows the process.
 //!
-//! Every hash and verify runs on tokio's blocking pool behind a semaphore
-//! sized to the cores, so a login storm queues here instead of starving
-//! `/health` or the rest of the API.
+//! Hashes run on a fixed set of dedicated threads, one per core. Each thread
+//! owns the argon2 memory (19 MiB at OWASP's parameters) and reuses it for
+//! every hash, so a login storm costs `cores × m` of memory once, instead of
+//! leaving one freshly allocated block per blocking thread in the
+//! allocator's arenas. Work reaches the threads through a bounded queue: when
+//! it is full the caller is told to come back (`RATE_LIMITED`) at once, and a
+//! job whose caller has gone (timeout, disconnect) is skipped, so a storm
+//! can neither starve `/health` nor pile up hashes nobody waits for.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 
-use anyhow::Context as _;
 use argon2::password_hash::{
-    PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng,
+    Ident, Output, ParamsString, PasswordHash, Salt, SaltString, rand_core::OsRng,
 };
-use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::{OnceCell, Semaphore};
-use tracing::Instrument as _;
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use tokio::sync::{OnceCell, oneshot};
 
 use crate::config::Argon2Params;
 use crate::domain::types::Password;
 use crate::error::AppError;
+
+/// Jobs that may wait per hashing thread before callers are shed.
+const QUEUE_PER_THREAD: usize = 4;
 
 /// The outcome of checking a password against a stored hash.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,35 +42,44 @@ pub struct PasswordHasher {
     inner: Arc<Inner>,
 }
 
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
 struct Inner {
     params: Argon2Params,
-    permits: Arc<Semaphore>,
+    queue: SyncSender<Job>,
     dummy_hash: OnceCell<String>,
-    hashes_computed: AtomicU64,
+    hashes_computed: Arc<AtomicU64>,
 }
 
 impl PasswordHasher {
+    /// Starts one hashing thread per core (they end when the hasher is dropped).
     pub fn new(params: Argon2Params) -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self::with_threads(params, threads)
+    }
+
+    /// As [`PasswordHasher::new`], with a chosen number of threads.
+    pub fn with_threads(params: Argon2Params, threads: usize) -> Self {
+        let threads = threads.max(1);
+        let (queue, jobs) = std::sync::mpsc::sync_channel::<Job>(threads * QUEUE_PER_THREAD);
+        let jobs = Arc::new(Mutex::new(jobs));
+        for n in 0..threads {
+            let jobs = Arc::clone(&jobs);
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || hashing_thread(&jobs));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a password hashing thread");
+            }
+        }
         Self {
             inner: Arc::new(Inner {
                 params,
-                permits: Arc::new(Semaphore::new(cores)),
+                queue,
                 dummy_hash: OnceCell::new(),
-                hashes_computed: AtomicU64::new(0),
+                hashes_computed: Arc::new(AtomicU64::new(0)),
             }),
         }
-    }
-
-    fn argon2(params: Argon2Params) -> Result<Argon2<'static>, AppError> {
-        let p = Params::new(
-            params.memory_kib,
-            params.iterations,
-            params.parallelism,
-            None,
-        )
-        .map_err(|e| AppError::internal(anyhow::anyhow!("argon2 params: {e}")))?;
-        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, p))
     }
 
     /// How many hashes or verifications ran (tests use it to prove that a
@@ -71,57 +88,72 @@ impl PasswordHasher {
         self.inner.hashes_computed.load(Ordering::Relaxed)
     }
 
-    /// Runs `work` on the blocking pool once a permit is free.
+    /// Queues `work` for a hashing thread and waits for its answer.
+    ///
+    /// # Errors
+    /// `RATE_LIMITED` when the queue is full: shedding at once beats making
+    /// the caller wait out its request timeout.
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+        work: impl FnOnce(&mut Vec<Block>) -> Result<T, AppError> + Send + 'static,
     ) -> Result<T, AppError> {
-        // The permit moves into the blocking task: if the request is cancelled
-        // (timeout, client gone) the hash still holds its permit until it is
-        // done, so cancelled requests cannot pile up hashes beyond the cores.
-        let permit = Arc::clone(&self.inner.permits)
-            .acquire_owned()
-            .await
-            .map_err(AppError::internal)?;
-        self.inner.hashes_computed.fetch_add(1, Ordering::Relaxed);
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            span.in_scope(work)
-        })
-        .instrument(tracing::info_span!("argon2"))
-        .await
-        .context("password hashing task")?
+        let (tx, rx) = oneshot::channel();
+        let span = tracing::info_span!("argon2");
+        let counter = Arc::clone(&self.inner.hashes_computed);
+        let job: Job = Box::new(move |memory| {
+            // The caller gave up (timeout, disconnect): nobody needs this hash.
+            if tx.is_closed() {
+                return;
+            }
+            counter.fetch_add(1, Ordering::Relaxed);
+            let _ = tx.send(span.in_scope(|| work(memory)));
+        });
+        match self.inner.queue.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                metrics::counter!("usergraph_auth_shed_total").increment(1);
+                return Err(AppError::RateLimited { retry_after: 1 });
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(AppError::internal(anyhow::anyhow!(
+                    "the password hashing threads are gone"
+                )));
+            }
+        }
+        rx.await
+            .map_err(|_| AppError::internal(anyhow::anyhow!("password hashing job was dropped")))?
     }
 
     /// Hashes a password into an argon2id PHC string.
     ///
     /// # Errors
-    /// `Internal` only if the hashing task fails.
+    /// `RATE_LIMITED` when the hashing queue is full; `Internal` if hashing fails.
     pub async fn hash(&self, password: &Password) -> Result<String, AppError> {
         let params = self.inner.params;
         let secret = password.expose().to_owned();
-        self.run(move || hash_blocking(params, &secret)).await
+        self.run(move |memory| hash_phc(params, &secret, memory))
+            .await
     }
 
     /// Verifies `password` against `stored`; on success, tells whether the
     /// stored hash should be replaced by a stronger one.
     ///
     /// # Errors
-    /// `Internal` if the stored hash cannot be parsed or the task fails.
+    /// `RATE_LIMITED` when the hashing queue is full; `Internal` if the stored
+    /// hash cannot be parsed.
     pub async fn verify(&self, password: &Password, stored: &str) -> Result<Verified, AppError> {
         let params = self.inner.params;
         let secret = password.expose().to_owned();
         let stored = stored.to_owned();
-        self.run(move || {
+        self.run(move |memory| {
             let parsed = PasswordHash::new(&stored)
                 .map_err(|e| AppError::internal(anyhow::anyhow!("stored hash: {e}")))?;
-            let argon = Self::argon2(params)?;
-            if argon.verify_password(secret.as_bytes(), &parsed).is_err() {
+            let limit = our_params(params)?.block_count();
+            if !verify_phc(&parsed, &secret, memory, limit)? {
                 return Ok(Verified::No);
             }
             if is_weaker(&parsed, params) {
-                Ok(Verified::YesRehashed(hash_blocking(params, &secret)?))
+                Ok(Verified::YesRehashed(hash_phc(params, &secret, memory)?))
             } else {
                 Ok(Verified::Yes)
             }
@@ -133,7 +165,7 @@ impl PasswordHasher {
     /// one costs what every other failed login costs. Called at start.
     ///
     /// # Errors
-    /// `Internal` if the hashing task fails.
+    /// `Internal` if hashing fails.
     pub async fn warm_up(&self) -> Result<(), AppError> {
         self.dummy().await.map(|_| ())
     }
@@ -144,7 +176,7 @@ impl PasswordHasher {
             .dummy_hash
             .get_or_try_init(|| async {
                 let params = self.inner.params;
-                self.run(move || hash_blocking(params, "usergraph dummy password"))
+                self.run(move |memory| hash_phc(params, "usergraph dummy password", memory))
                     .await
             })
             .await?
@@ -154,18 +186,145 @@ impl PasswordHasher {
     /// Spends the time of one verification against a dummy hash, so that an
     /// unknown email costs what a wrong password costs (no account enumeration
     /// by timing).
+    ///
+    /// # Errors
+    /// `RATE_LIMITED` when the hashing queue is full.
     pub async fn verify_dummy(&self, password: &Password) -> Result<(), AppError> {
         let dummy = self.dummy().await?;
         self.verify(password, &dummy).await.map(|_| ())
     }
 }
 
-fn hash_blocking(params: Argon2Params, secret: &str) -> Result<String, AppError> {
+/// One hashing thread: takes jobs until the hasher is dropped. Its argon2
+/// memory is allocated at the first job and reused by every later one.
+fn hashing_thread(jobs: &Mutex<Receiver<Job>>) {
+    let mut memory: Vec<Block> = Vec::new();
+    loop {
+        let job = match jobs.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        match job {
+            Ok(job) => job(&mut memory),
+            Err(_) => return,
+        }
+    }
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> AppError {
+    AppError::internal(anyhow::anyhow!("{what}: {e}"))
+}
+
+/// Runs argon2 in the thread's `memory`, growing it up to `limit` blocks (our
+/// configured cost). A stored hash that needs more than that is computed in
+/// memory of its own, freed afterwards, so one odd hash cannot pin it.
+fn compute(
+    argon: &Argon2<'_>,
+    secret: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+    memory: &mut Vec<Block>,
+    limit: usize,
+) -> Result<(), AppError> {
+    let need = argon.params().block_count();
+    if need > limit {
+        let mut own = vec![Block::default(); need];
+        return argon
+            .hash_password_into_with_memory(secret, salt, out, &mut own)
+            .map_err(|e| internal("argon2", e));
+    }
+    if memory.len() < need {
+        memory.resize(need, Block::default());
+    }
+    argon
+        .hash_password_into_with_memory(secret, salt, out, &mut memory[..need])
+        .map_err(|e| internal("argon2", e))
+}
+
+fn our_params(params: Argon2Params) -> Result<Params, AppError> {
+    Params::new(
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
+        None,
+    )
+    .map_err(|e| internal("argon2 params", e))
+}
+
+/// Hashes into an argon2id PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`).
+fn hash_phc(
+    params: Argon2Params,
+    secret: &str,
+    memory: &mut Vec<Block>,
+) -> Result<String, AppError> {
+    let p = our_params(params)?;
+    let limit = p.block_count();
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, p.clone());
     let salt = SaltString::generate(&mut OsRng);
-    PasswordHasher::argon2(params)?
-        .hash_password(secret.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AppError::internal(anyhow::anyhow!("argon2 hash: {e}")))
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| internal("salt", e))?;
+    let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
+        compute(&argon, secret.as_bytes(), salt_bytes, out, memory, limit)
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .map_err(|e| internal("argon2 hash", e))?;
+    let hash = PasswordHash {
+        algorithm: Ident::new("argon2id").map_err(|e| internal("ident", e))?,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&p).map_err(|e| internal("params", e))?,
+        salt: Some(Salt::from(&salt)),
+        hash: Some(output),
+    };
+    Ok(hash.to_string())
+}
+
+/// Recomputes a stored PHC hash with its own algorithm, version and costs,
+/// and compares in constant time (`Output`'s equality).
+fn verify_phc(
+    stored: &PasswordHash<'_>,
+    secret: &str,
+    memory: &mut Vec<Block>,
+    limit: usize,
+) -> Result<bool, AppError> {
+    let algorithm = Algorithm::try_from(stored.algorithm).map_err(|e| internal("algorithm", e))?;
+    let version = stored
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(|e| internal("version", e))?
+        .unwrap_or_default();
+    let expected = stored
+        .hash
+        .ok_or_else(|| internal("stored hash", "no output"))?;
+    let salt = stored
+        .salt
+        .ok_or_else(|| internal("stored hash", "no salt"))?;
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt
+        .decode_b64(&mut salt_buf)
+        .map_err(|e| internal("salt", e))?;
+    let params = Params::try_from(stored).map_err(|e| internal("params", e))?;
+    let params = Params::new(
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        Some(expected.len()),
+    )
+    .map_err(|e| internal("params", e))?;
+    let argon = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    compute(
+        &argon,
+        secret.as_bytes(),
+        salt_bytes,
+        &mut out,
+        memory,
+        limit,
+    )?;
+    let computed = Output::new(&out).map_err(|e| internal("output", e))?;
+    Ok(computed == expected)
 }
 
 /// True when the stored hash is not argon2id or any cost is below `params`.
@@ -231,6 +390,70 @@ mod tests {
             Verified::YesRehashed(new) => assert!(new.contains("m=128,t=2,p=1")),
             other => panic!("expected a rehash, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn hashes_interoperate_with_the_argon2_crate() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = PasswordHasher::new(CHEAP);
+        let ours = hasher.hash(&pw("a fine passphrase")).await.unwrap();
+        let argon = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(64, 1, 1, None).unwrap(),
+        );
+        argon
+            .verify_password(b"a fine passphrase", &PasswordHash::new(&ours).unwrap())
+            .expect("the crate verifies our hash");
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = argon
+            .hash_password(b"a fine passphrase", &salt)
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            hasher
+                .verify(&pw("a fine passphrase"), &theirs)
+                .await
+                .unwrap(),
+            Verified::Yes
+        );
+        assert_eq!(
+            hasher
+                .verify(&pw("another passphrase"), &theirs)
+                .await
+                .unwrap(),
+            Verified::No
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_sheds_at_once() {
+        let slow = Argon2Params {
+            memory_kib: 8192,
+            iterations: 8,
+            parallelism: 1,
+        };
+        let hasher = PasswordHasher::with_threads(slow, 1);
+        let jobs: Vec<_> = (0..20)
+            .map(|_| {
+                let h = hasher.clone();
+                tokio::spawn(async move { h.hash(&pw("a fine passphrase")).await })
+            })
+            .collect();
+        let mut shed = 0;
+        let mut done = 0;
+        for job in jobs {
+            match job.await.unwrap() {
+                Ok(_) => done += 1,
+                Err(AppError::RateLimited { retry_after }) => {
+                    assert!(retry_after >= 1);
+                    shed += 1;
+                }
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!((1..=1 + QUEUE_PER_THREAD).contains(&done), "{done} done");
+        assert_eq!(shed + done, 20);
     }
 
     #[test]

@@ -4,17 +4,21 @@ use migration::{Migrator, MigratorTrait as _};
 
 use super::MigrateAction;
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{Db, Lock};
 
 pub async fn run(config: Config, action: MigrateAction) -> anyhow::Result<()> {
     let db = Db::connect(&config, false).await?;
     match action {
         MigrateAction::Up => {
-            Migrator::up(&db.write, None).await?;
+            db.migrate().await?;
             println!("migrations applied");
         }
         MigrateAction::Down { steps } => {
-            Migrator::down(&db.write, Some(steps)).await?;
+            db.locked(Lock::Migrate, true, || {
+                Migrator::down(&db.write, Some(steps))
+            })
+            .await?
+            .unwrap_or(Ok(()))?;
             println!("rolled back {steps} migration(s)");
         }
         MigrateAction::Status => {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::audit::{self, Action, Event};
 use super::types::{DisplayName, EmailAddress, Password};
 use super::users::{self, UserView};
-use super::{RequestMeta, now, roles, sessions};
+use super::{RequestMeta, invalidations, now, roles, sessions};
 use crate::auth::password::Verified;
 use crate::error::{AppError, AppResult};
 use crate::state::App;
@@ -98,6 +98,7 @@ fn new_user(
         last_login_at: Set(None),
         created_at: Set(at),
         updated_at: Set(at),
+        version: Set(0),
     }
 }
 
@@ -160,10 +161,13 @@ pub async fn register(
 /// `INVALID_TOKEN` for a token that does not work.
 pub async fn refresh(app: &App, meta: &RequestMeta, token: &str) -> AppResult<SignedIn> {
     let rotated = sessions::refresh(app, meta, token).await?;
-    let user = users::load(app, rotated.user_id)
-        .await?
-        .ok_or_else(|| AppError::InvalidToken("Refresh token has expired or was revoked".into()))?;
-    signed_in(app, user, rotated.session_id, rotated.refresh_token)
+    Ok(SignedIn {
+        access_token: rotated.access_token,
+        refresh_token: rotated.refresh_token,
+        expires_in: app.jwt.access_ttl().as_secs(),
+        user: rotated.user,
+        session_id: rotated.session_id,
+    })
 }
 
 /// Signs in with email and password.
@@ -231,6 +235,11 @@ fn lock_in_force(app: &App, locked_until: Option<DateTime<Utc>>) -> Option<AppEr
     })
 }
 
+/// `version + 1`: every write to a user row makes its cached copies stale.
+fn bumped() -> sea_orm::sea_query::SimpleExpr {
+    sea_orm::sea_query::ExprTrait::add(Expr::col(user::Column::Version), 1)
+}
+
 /// "No lockout in force": re-checked in the updating statement itself,
 /// because a parallel failure may have locked the account while this
 /// request was hashing.
@@ -255,6 +264,7 @@ async fn succeed(
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .col_expr(user::Column::LastLoginAt, Expr::value(now()))
+        .col_expr(user::Column::Version, bumped())
         .filter(user::Column::Id.eq(account.id))
         .filter(not_locked());
     if let Some(hash) = new_hash {
@@ -275,9 +285,8 @@ async fn succeed(
         .by_self(account.id)
         .metadata(serde_json::json!({ "sessionId": session.id.to_string() }));
     audit::record(&txn, meta, event).await?;
-    txn.commit().await?;
+    invalidations::commit(app, txn, &users::stale(row.id, row.version)).await?;
     let view = UserView::from(row);
-    users::store(app, std::slice::from_ref(&view)).await;
     metrics::counter!("usergraph_auth_logins_total", "outcome" => "success").increment(1);
     signed_in(app, view, session.id, session.refresh_token)
 }
@@ -297,6 +306,7 @@ async fn record_failure(
             user::Column::FailedLoginCount,
             sea_orm::sea_query::ExprTrait::add(Expr::col(user::Column::FailedLoginCount), 1),
         )
+        .col_expr(user::Column::Version, bumped())
         .filter(user::Column::Id.eq(account.id))
         .filter(not_locked())
         .exec(&txn)
@@ -329,10 +339,12 @@ async fn record_failure(
         let until = now() + ChronoDuration::seconds(seconds);
         user::Entity::update_many()
             .col_expr(user::Column::LockedUntil, Expr::value(until))
+            .col_expr(user::Column::Version, bumped())
             .filter(user::Column::Id.eq(account.id))
             .exec(&txn)
             .await?;
         row.locked_until = Some(until);
+        row.version += 1;
         audit::record(
             &txn,
             meta,
@@ -343,8 +355,7 @@ async fn record_failure(
         .await?;
         metrics::counter!("usergraph_auth_lockouts_total").increment(1);
     }
-    txn.commit().await?;
-    users::store(app, &[UserView::from(row)]).await;
+    invalidations::commit(app, txn, &users::stale(row.id, row.version)).await?;
     metrics::counter!("usergraph_auth_logins_total", "outcome" => "failure").increment(1);
     Ok(AppError::Unauthenticated(INVALID_CREDENTIALS.into()))
 }

@@ -3,11 +3,12 @@
 //! Functions here take typed inputs and return domain values or
 //! [`AppError`](crate::error::AppError); they import neither async-graphql
 //! nor axum, so the CLI calls them too. Every write commits with its audit
-//! event in one transaction, and invalidates the cache keys it touched after
-//! the commit, before returning.
+//! event in one transaction, and invalidates the cache keys it touched with
+//! that commit ([`invalidations`]).
 
 pub mod accounts;
 pub mod audit;
+pub mod invalidations;
 pub mod roles;
 pub mod sessions;
 pub mod types;

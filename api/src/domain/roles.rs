@@ -1,22 +1,28 @@
 //! Roles and permissions.
 //!
 //! Roles are few and read on every permission check, so the whole set is
-//! cached under one key (`roles:all`); which roles a user holds is cached per
-//! user (`user_roles:<id>`, role ids only), so changing a role's permissions
-//! invalidates one key, not one per holder.
+//! cached under one key (`roles:all`, versioned by the `roles` epoch in
+//! `cache_epochs`); which roles a user holds is cached per user
+//! (`user_roles:<id>`, role ids only, versioned by `users.version`), so
+//! changing a role's permissions invalidates one key, not one per holder.
+//! Fills read the primary: a just-registered user's roles must not be cached
+//! from a replica that has not seen them yet.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use entity::{role, user_role};
+use entity::{cache_epoch, role, user, user_role};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _,
-    Set,
+    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _, JoinType,
+    QueryFilter as _, QuerySelect as _, RelationTrait as _, Set,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::invalidations::Stale;
 use crate::error::{AppError, AppResult};
+use crate::infra::cache::Family;
 use crate::state::App;
 
 pub const ADMIN: &str = "admin";
@@ -33,8 +39,20 @@ pub const PERMISSIONS: [&str; 7] = [
     "audit:read",
 ];
 
-const ALL_KEY: &str = "roles:all";
-const TTL: Duration = Duration::from_secs(300);
+/// The role catalogue, under the single id `all`.
+const CATALOGUE: Family = Family {
+    name: "roles",
+    shape: 1,
+    ttl: Duration::from_secs(300),
+};
+/// Which roles each user holds (role ids).
+const USER_ROLES: Family = Family {
+    name: "user_roles",
+    shape: 1,
+    ttl: Duration::from_secs(300),
+};
+/// The `cache_epochs` row that versions the catalogue.
+const EPOCH: &str = "roles";
 
 /// A role as the API shows it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -69,8 +87,35 @@ pub fn permissions_of<'a>(roles: impl IntoIterator<Item = &'a RoleView>) -> Vec<
         .collect()
 }
 
-fn user_key(id: Uuid) -> String {
-    format!("user_roles:{id}")
+/// The key of a user's role links (versioned by the user row).
+pub fn user_roles_key(id: Uuid) -> String {
+    USER_ROLES.key(id)
+}
+
+/// Bumps the catalogue's version inside a role write's transaction; returns
+/// the key to invalidate with its commit. Role writes serialize on this row.
+///
+/// # Errors
+/// `Internal` when the database fails.
+pub async fn touch_catalogue<C: ConnectionTrait>(conn: &C) -> AppResult<Stale> {
+    cache_epoch::Entity::update_many()
+        .col_expr(
+            cache_epoch::Column::Version,
+            sea_orm::sea_query::ExprTrait::add(Expr::col(cache_epoch::Column::Version), 1),
+        )
+        .filter(cache_epoch::Column::Name.eq(EPOCH))
+        .exec(conn)
+        .await?;
+    let version = catalogue_version(conn).await?;
+    Ok((CATALOGUE.key("all"), version))
+}
+
+async fn catalogue_version<C: ConnectionTrait>(conn: &C) -> AppResult<u64> {
+    let epoch = cache_epoch::Entity::find_by_id(EPOCH.to_owned())
+        .one(conn)
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("cache_epochs has no roles row")))?;
+    Ok(u64::try_from(epoch.version).unwrap_or(0))
 }
 
 /// Every role, by id.
@@ -78,62 +123,68 @@ fn user_key(id: Uuid) -> String {
 /// # Errors
 /// `Internal` when the database fails.
 pub async fn all(app: &App) -> AppResult<HashMap<Uuid, RoleView>> {
-    let roles = match app.cache.get::<Vec<RoleView>>(ALL_KEY).await {
-        Some(roles) => roles,
-        None => {
+    let mut found = app
+        .cache
+        .read_through(&CATALOGUE, &["all"], |_| async {
+            // The version first: roles read after it are at least that new.
+            let version = catalogue_version(&app.db.write).await?;
             let roles: Vec<RoleView> = role::Entity::find()
-                .all(&app.db.read)
+                .all(&app.db.write)
                 .await?
                 .into_iter()
                 .map(RoleView::from)
                 .collect();
-            app.cache.fill(ALL_KEY, &roles, TTL).await;
-            roles
-        }
-    };
+            Ok(vec![("all", version, roles)])
+        })
+        .await?;
+    let roles = found.remove(&"all").unwrap_or_default();
     Ok(roles.into_iter().map(|r| (r.id, r)).collect())
 }
 
-/// The roles of each user, sorted by name: cache first, one query for misses.
+/// The roles of each user, sorted by name: cache first, then one query on
+/// the primary for the misses (the user's version and its links together).
 ///
 /// # Errors
 /// `Internal` when the database fails.
 pub async fn for_users(app: &App, user_ids: &[Uuid]) -> AppResult<HashMap<Uuid, Vec<RoleView>>> {
-    let keys: Vec<String> = user_ids.iter().map(|id| user_key(*id)).collect();
-    let cached = app.cache.get_many::<Vec<Uuid>>(&keys).await;
-    let mut role_ids: HashMap<Uuid, Vec<Uuid>> = HashMap::with_capacity(user_ids.len());
-    let mut missing = Vec::new();
-    for (id, hit) in user_ids.iter().zip(cached) {
-        match hit {
-            Some(ids) => {
-                role_ids.insert(*id, ids);
+    let role_ids = app
+        .cache
+        .read_through(&USER_ROLES, user_ids, |missing| async move {
+            let rows: Vec<(Uuid, i64, Option<Uuid>)> = user::Entity::find()
+                .select_only()
+                .column(user::Column::Id)
+                .column(user::Column::Version)
+                .column(user_role::Column::RoleId)
+                .join(JoinType::LeftJoin, user::Relation::UserRoles.def())
+                .filter(user::Column::Id.is_in(missing))
+                .into_tuple()
+                .all(&app.db.write)
+                .await?;
+            let mut links: HashMap<Uuid, (u64, Vec<Uuid>)> = HashMap::new();
+            for (user_id, version, role_id) in rows {
+                let entry = links
+                    .entry(user_id)
+                    .or_insert_with(|| (u64::try_from(version).unwrap_or(0), Vec::new()));
+                entry.1.extend(role_id);
             }
-            None => missing.push(*id),
-        }
-    }
-    if !missing.is_empty() {
-        let links = user_role::Entity::find()
-            .filter(user_role::Column::UserId.is_in(missing.clone()))
-            .all(&app.db.read)
-            .await?;
-        let mut fetched: HashMap<Uuid, Vec<Uuid>> =
-            missing.iter().map(|id| (*id, Vec::new())).collect();
-        for link in links {
-            fetched.entry(link.user_id).or_default().push(link.role_id);
-        }
-        for (user_id, ids) in fetched {
-            app.cache.fill(&user_key(user_id), &ids, TTL).await;
-            role_ids.insert(user_id, ids);
-        }
-    }
+            Ok(links
+                .into_iter()
+                .map(|(user_id, (version, ids))| (user_id, version, ids))
+                .collect())
+        })
+        .await?;
     let all = all(app).await?;
-    Ok(role_ids
-        .into_iter()
-        .map(|(user_id, ids)| {
-            let mut roles: Vec<RoleView> =
-                ids.iter().filter_map(|id| all.get(id).cloned()).collect();
+    Ok(user_ids
+        .iter()
+        .map(|user_id| {
+            let mut roles: Vec<RoleView> = role_ids
+                .get(user_id)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| all.get(id).cloned())
+                .collect();
             roles.sort_by(|a, b| a.name.cmp(&b.name));
-            (user_id, roles)
+            (*user_id, roles)
         })
         .collect())
 }
@@ -162,7 +213,8 @@ pub async fn by_name<C: ConnectionTrait>(conn: &C, name: &str) -> AppResult<Opti
         .await?)
 }
 
-/// Gives `user_id` the role `name` inside the caller's transaction.
+/// Gives `user_id` the role `name` inside the caller's transaction. The
+/// caller bumps the user's version (a new account has nothing cached).
 ///
 /// # Errors
 /// `NOT_FOUND` when there is no such role.

@@ -1,11 +1,13 @@
 //! Sessions: creation at login, refresh-token rotation with reuse detection,
-//! revocation, and the liveness check every authenticated request makes.
+//! revocation (one session, or all of a user's), and the liveness check every
+//! authenticated request makes.
 //!
-//! Liveness is cached under `session:<id>`. A read fills the key only if it
-//! is absent (`SET NX`); a revocation overwrites it with a tombstone after
-//! its commit. So a reader that saw the row before the revocation can never
-//! overwrite the tombstone, and every replica sharing the cache refuses the
-//! session's access tokens from the moment the revoking request returns.
+//! Liveness is cached under `session:<id>` (see `infra::cache` for the
+//! rule). A live session's entry carries the session's rotation generation
+//! as its version; a refresh bumps it (the expiry moved), and a revocation
+//! writes a tombstone at [`DEAD`], above every generation, before its commit.
+//! So no replica can accept a revoked session's access token once the
+//! revoking transaction has committed, whatever happens to the request after.
 
 use std::time::Duration;
 
@@ -14,43 +16,69 @@ use entity::{rotated_refresh_token, session, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _,
-    QueryOrder as _, Set, TransactionTrait as _,
+    QueryOrder as _, QuerySelect as _, Set, TransactionTrait as _,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::audit::{self, Action, Event};
+use super::invalidations::{self, Stale};
+use super::users::UserView;
 use super::{RequestMeta, now};
 use crate::auth::tokens;
 use crate::error::{AppError, AppResult};
+use crate::infra::cache::Family;
 use crate::state::App;
 
-/// How long a live session stays cached (a backstop: revocations overwrite it).
-const LIVE_TTL: Duration = Duration::from_secs(300);
+/// Cached liveness, by session id.
+const SESSIONS: Family = Family {
+    name: "session",
+    shape: 1,
+    ttl: Duration::from_secs(300),
+};
+
+/// The version of an ended session: above any generation, so nothing a
+/// reader saw while the session lived can replace it. Below 2^53, so Redis's
+/// Lua compares it exactly.
+const DEAD: u64 = 1 << 52;
 
 /// The cached answer to "may tokens of this session be used?".
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct SessionState {
     user_id: Uuid,
     live: bool,
+    expires_at: DateTime<Utc>,
 }
 
-fn key(id: Uuid) -> String {
-    format!("session:{id}")
+/// The stale keys of sessions that just ended.
+fn ended(ids: &[Uuid]) -> Vec<Stale> {
+    ids.iter().map(|id| (SESSIONS.key(id), DEAD)).collect()
 }
 
 /// Why a session ended, as stored in `revoked_reason`.
 #[derive(Clone, Copy, Debug)]
 pub enum RevokeReason {
     Logout,
+    LogoutAll,
     TokenReuse,
+    Revoked,
+    PasswordChanged,
+    PasswordReset,
+    Disabled,
+    Deleted,
 }
 
 impl RevokeReason {
     fn as_str(self) -> &'static str {
         match self {
             Self::Logout => "logout",
+            Self::LogoutAll => "logout_all",
             Self::TokenReuse => "token_reuse",
+            Self::Revoked => "revoked",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordReset => "password_reset",
+            Self::Disabled => "user_disabled",
+            Self::Deleted => "user_deleted",
         }
     }
 }
@@ -101,79 +129,59 @@ pub async fn create<C: ConnectionTrait>(
 /// # Errors
 /// `UNAUTHENTICATED` when it is not; `Internal` when the database fails.
 pub async fn check_live(app: &App, user_id: Uuid, session_id: Uuid) -> AppResult<()> {
-    let state = match app.cache.get::<SessionState>(&key(session_id)).await {
-        Some(state) => state,
-        None => {
-            // The write pool: a lagging replica must not revive a revoked session.
-            let found = session::Entity::find_by_id(session_id)
-                .find_also_related(user::Entity)
-                .one(&app.db.write)
-                .await?;
-            let at = now();
-            let (state, ttl) = match found {
-                Some((s, Some(u)))
-                    if s.revoked_at.is_none()
-                        && s.expires_at > at
-                        && u.status == user::UserStatus::Active =>
-                {
-                    // Cached no longer than the session lives; a refresh that
-                    // extends it is seen when this entry runs out.
-                    let left = (s.expires_at - at).to_std().unwrap_or_default();
-                    let state = SessionState {
-                        user_id: s.user_id,
-                        live: true,
-                    };
-                    (state, left.min(LIVE_TTL))
-                }
-                _ => (
-                    SessionState {
-                        user_id,
-                        live: false,
-                    },
-                    tombstone_ttl(app),
-                ),
-            };
-            app.cache.fill(&key(session_id), &state, ttl).await;
-            state
-        }
-    };
-    if state.live && state.user_id == user_id {
-        Ok(())
-    } else {
-        Err(AppError::Unauthenticated(
+    let mut states = app
+        .cache
+        .read_through(&SESSIONS, &[session_id], |ids| load_states(app, ids))
+        .await?;
+    match states.remove(&session_id) {
+        Some(s) if s.live && s.user_id == user_id && s.expires_at > Utc::now() => Ok(()),
+        _ => Err(AppError::Unauthenticated(
             "Session has ended; sign in again".into(),
-        ))
+        )),
     }
 }
 
-/// A tombstone must outlive every access token of the session.
-fn tombstone_ttl(app: &App) -> Duration {
-    app.jwt.access_ttl() + Duration::from_secs(60)
-}
-
-/// Marks sessions dead in the cache; call after the revoking commit.
-pub async fn bury(app: &App, sessions: &[(Uuid, Uuid)]) {
-    for (session_id, user_id) in sessions {
-        let state = SessionState {
-            user_id: *user_id,
-            live: false,
-        };
-        app.cache
-            .put(&key(*session_id), &state, tombstone_ttl(app))
-            .await;
-    }
+/// Reads liveness from the primary: a lagging replica must not revive a
+/// revoked session.
+async fn load_states(app: &App, ids: Vec<Uuid>) -> AppResult<Vec<(Uuid, u64, SessionState)>> {
+    let rows = session::Entity::find()
+        .filter(session::Column::Id.is_in(ids))
+        .find_also_related(user::Entity)
+        .all(&app.db.write)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(s, owner)| {
+            let live = s.revoked_at.is_none()
+                && owner.is_some_and(|u| u.status == user::UserStatus::Active);
+            let version = if live {
+                u64::try_from(s.generation).unwrap_or(0)
+            } else {
+                DEAD
+            };
+            let state = SessionState {
+                user_id: s.user_id,
+                live,
+                expires_at: s.expires_at,
+            };
+            (s.id, version, state)
+        })
+        .collect())
 }
 
 /// The outcome of a successful refresh.
 pub struct Rotated {
-    pub user_id: Uuid,
+    pub user: UserView,
     pub session_id: Uuid,
     pub refresh_token: String,
+    pub access_token: String,
 }
 
 /// Rotates a refresh token: the presented one dies, a new one is returned.
 /// Presenting a token that was already rotated is reuse: the whole session is
-/// revoked and `TOKEN_REUSE_DETECTED` audited.
+/// revoked and `TOKEN_REUSE_DETECTED` audited. Everything the answer needs
+/// (the user, the signed access token) is made before the rotation commits:
+/// once the old token is dead, nothing can fail the request.
 ///
 /// # Errors
 /// `INVALID_TOKEN` for an unknown, rotated, expired or revoked token.
@@ -228,11 +236,15 @@ pub async fn refresh(app: &App, meta: &RequestMeta, presented: &str) -> AppResul
     }
     .insert(&txn)
     .await?;
-    txn.commit().await?;
+    let access_token = app.jwt.issue(s.user_id, s.id)?;
+    // The expiry moved: the cached liveness of the old generation is stale.
+    let generation = u64::try_from(s.generation).unwrap_or(0) + 1;
+    invalidations::commit(app, txn, &[(SESSIONS.key(s.id), generation)]).await?;
     Ok(Rotated {
-        user_id: s.user_id,
+        user: owner.into(),
         session_id: s.id,
         refresh_token: next.token,
+        access_token,
     })
 }
 
@@ -263,8 +275,7 @@ async fn detect_reuse(app: &App, meta: &RequestMeta, hash: &str) -> AppResult<Ro
         .await?;
         tracing::warn!(session_id = %s.id, user_id = %s.user_id, "refresh token reuse: session revoked");
     }
-    txn.commit().await?;
-    bury(app, &[(s.id, s.user_id)]).await;
+    invalidations::commit(app, txn, &ended(&[s.id])).await?;
     Err(AppError::InvalidToken(
         "Refresh token was already used; the session has been revoked".into(),
     ))
@@ -292,7 +303,9 @@ pub async fn mark_revoked<C: ConnectionTrait>(
     Ok(result.rows_affected)
 }
 
-/// Ends the caller's own session (logout).
+/// Ends the caller's own session (logout): its access and refresh tokens
+/// stop working on every replica once this returns, and even if the request
+/// is cancelled after the commit.
 ///
 /// # Errors
 /// `Internal` when the database fails.
@@ -312,9 +325,62 @@ pub async fn logout(
             .metadata(serde_json::json!({ "sessionId": session_id.to_string() })),
     )
     .await?;
-    txn.commit().await?;
-    bury(app, &[(session_id, user_id)]).await;
-    Ok(())
+    invalidations::commit(app, txn, &ended(&[session_id])).await
+}
+
+/// Revokes every live session of `user_id` but `except` inside the caller's
+/// transaction; returns the keys to invalidate with its commit (pass them to
+/// [`invalidations::commit`]). Password changes and resets, disabling and
+/// deleting a user build on this.
+///
+/// # Errors
+/// `Internal` when the database fails.
+pub async fn revoke_all_in<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Uuid,
+    except: Option<Uuid>,
+    reason: RevokeReason,
+) -> AppResult<Vec<Stale>> {
+    let mut live = session::Entity::find()
+        .select_only()
+        .column(session::Column::Id)
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null());
+    if let Some(keep) = except {
+        live = live.filter(session::Column::Id.ne(keep));
+    }
+    let ids: Vec<Uuid> = live.into_tuple().all(conn).await?;
+    mark_revoked(conn, &ids, reason).await?;
+    Ok(ended(&ids))
+}
+
+/// Ends every session of `user_id` but `except`, audited as one
+/// `SESSION_REVOKED`; returns how many ended. Honoured by every replica on
+/// the next request, like [`logout`].
+///
+/// # Errors
+/// `Internal` when the database fails.
+pub async fn revoke_all(
+    app: &App,
+    meta: &RequestMeta,
+    actor: Option<Uuid>,
+    user_id: Uuid,
+    except: Option<Uuid>,
+    reason: RevokeReason,
+) -> AppResult<u64> {
+    let txn = app.db.write.begin().await?;
+    let stale = revoke_all_in(&txn, user_id, except, reason).await?;
+    if !stale.is_empty() {
+        let mut event = Event::new(Action::SessionRevoked)
+            .target(user_id)
+            .metadata(serde_json::json!({ "sessions": stale.len(), "reason": reason.as_str() }));
+        if let Some(actor) = actor {
+            event = event.actor(actor);
+        }
+        audit::record(&txn, meta, event).await?;
+    }
+    invalidations::commit(app, txn, &stale).await?;
+    Ok(stale.len() as u64)
 }
 
 /// A session as the API shows it: no token hash.
@@ -364,19 +430,44 @@ const KEEP_ENDED: chrono::Duration = chrono::Duration::days(7);
 
 /// Deletes sessions that expired or were revoked more than a week ago, and
 /// with them (cascade) their rotated refresh-token hashes, which otherwise
-/// grow with every refresh. Idempotent: every replica may run it.
+/// grow with every refresh. Works in batches of `batch` rows (each its own
+/// short statement, found through the `expires_at` and `revoked_at`
+/// indexes), so no purge holds locks on a large part of the table. Returns
+/// how many sessions were deleted and in how many batches.
 ///
 /// # Errors
 /// `Internal` when the database fails.
-pub async fn purge_ended(app: &App) -> AppResult<u64> {
+pub async fn purge_ended(app: &App, batch: u64) -> AppResult<(u64, u32)> {
     let cutoff = now() - KEEP_ENDED;
-    let result = session::Entity::delete_many()
-        .filter(
-            sea_orm::Condition::any()
-                .add(session::Column::ExpiresAt.lt(cutoff))
-                .add(session::Column::RevokedAt.lt(cutoff)),
-        )
-        .exec(&app.db.write)
-        .await?;
-    Ok(result.rows_affected)
+    let (mut deleted, mut batches) = (0, 0);
+    loop {
+        let ids: Vec<Uuid> = session::Entity::find()
+            .select_only()
+            .column(session::Column::Id)
+            .filter(
+                sea_orm::Condition::any()
+                    .add(session::Column::ExpiresAt.lt(cutoff))
+                    .add(session::Column::RevokedAt.lt(cutoff)),
+            )
+            .limit(batch)
+            .into_tuple()
+            .all(&app.db.write)
+            .await?;
+        if ids.is_empty() {
+            break;
+        }
+        let found = ids.len() as u64;
+        deleted += session::Entity::delete_many()
+            .filter(session::Column::Id.is_in(ids))
+            .exec(&app.db.write)
+            .await?
+            .rows_affected;
+        batches += 1;
+        if found < batch {
+            break;
+        }
+        // Let other writers in between batches.
+        tokio::task::yield_now().await;
+    }
+    Ok((deleted, batches))
 }

@@ -1,8 +1,9 @@
 //! Reading users, through the cache.
 //!
 //! [`UserView`] is the cached, hash-free form of a user row. Reads by id go
-//! through the cache (`user:<id>`, MGET for batches); every write to a user
-//! row calls [`invalidate`] after its commit.
+//! through the cache (`user:<id>`, MGET for batches), versioned by
+//! `users.version`; every write to a user row (or to its role links) bumps
+//! that version and commits with [`stale`]'s keys invalidated.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -13,11 +14,17 @@ use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::invalidations::Stale;
 use crate::error::AppResult;
+use crate::infra::cache::Family;
 use crate::state::App;
 
-/// How long a user stays cached without a write (a backstop: writes invalidate).
-const USER_TTL: Duration = Duration::from_secs(300);
+/// Users by id. The TTL is a backstop: writes invalidate.
+const USERS: Family = Family {
+    name: "user",
+    shape: 1,
+    ttl: Duration::from_secs(300),
+};
 
 /// A user as the API shows it: no password hash, no failure counter.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -56,39 +63,37 @@ impl UserView {
     }
 }
 
-fn key(id: Uuid) -> String {
-    format!("user:{id}")
+/// The cached keys a write to user `id` at `version` makes stale: the user
+/// and its role links (both are versioned by the user row).
+pub fn stale(id: Uuid, version: i64) -> Vec<Stale> {
+    let version = u64::try_from(version).unwrap_or(0);
+    vec![
+        (USERS.key(id), version),
+        (super::roles::user_roles_key(id), version),
+    ]
 }
 
-/// Loads users by id: cache first (one MGET), then one query for the misses.
+/// Loads users by id: cache first (one MGET), then one query on the primary
+/// for the misses.
 ///
 /// # Errors
 /// `Internal` when the database fails.
 pub async fn load_many(app: &App, ids: &[Uuid]) -> AppResult<HashMap<Uuid, UserView>> {
-    let keys: Vec<String> = ids.iter().map(|id| key(*id)).collect();
-    let cached = app.cache.get_many::<UserView>(&keys).await;
-    let mut found = HashMap::with_capacity(ids.len());
-    let mut missing = Vec::new();
-    for (id, hit) in ids.iter().zip(cached) {
-        match hit {
-            Some(user) => {
-                found.insert(*id, user);
-            }
-            None => missing.push(*id),
-        }
-    }
-    if !missing.is_empty() {
-        let rows = user::Entity::find()
-            .filter(user::Column::Id.is_in(missing))
-            .all(&app.db.read)
-            .await?;
-        for row in rows {
-            let view = UserView::from(row);
-            app.cache.fill(&key(view.id), &view, USER_TTL).await;
-            found.insert(view.id, view);
-        }
-    }
-    Ok(found)
+    app.cache
+        .read_through(&USERS, ids, |missing| async move {
+            let rows = user::Entity::find()
+                .filter(user::Column::Id.is_in(missing))
+                .all(&app.db.write)
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(|row| {
+                    let version = u64::try_from(row.version).unwrap_or(0);
+                    (row.id, version, UserView::from(row))
+                })
+                .collect())
+        })
+        .await
 }
 
 /// One user by id.
@@ -97,14 +102,4 @@ pub async fn load_many(app: &App, ids: &[Uuid]) -> AppResult<HashMap<Uuid, UserV
 /// `Internal` when the database fails.
 pub async fn load(app: &App, id: Uuid) -> AppResult<Option<UserView>> {
     Ok(load_many(app, &[id]).await?.remove(&id))
-}
-
-/// Overwrites cached users with their committed state (after a write, before
-/// the response). Overwriting rather than deleting matters: a reader that
-/// fetched the old row before the commit fills only absent keys, so it can
-/// never put the old row back.
-pub async fn store(app: &App, views: &[UserView]) {
-    for view in views {
-        app.cache.put(&key(view.id), view, USER_TTL).await;
-    }
 }

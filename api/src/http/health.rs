@@ -1,6 +1,9 @@
 //! Kubernetes probes. `/health` is liveness and never touches a dependency;
-//! `/ready` asks the database and the cache, each within 1 s, and answers 503
-//! when one cannot answer or when the process is shutting down.
+//! `/ready` asks the database and the cache, each within 1 s. Without the
+//! database nothing works: 503. Without Redis everything still works,
+//! correctly and a little slower (the database is the truth): 200 with
+//! `"status":"degraded"`, so a Redis failover does not pull every replica
+//! out of the load balancer at once. While shutting down: 503.
 
 use std::time::Duration;
 
@@ -50,9 +53,14 @@ pub async fn ready(State(server): State<ServerState>) -> Response {
     );
     let word = |ok: bool| if ok { "ok" } else { "error" };
     let draining = app.is_draining();
-    let ready = database && cache && !draining;
+    let ready = database && !draining;
+    let status = match (ready, cache) {
+        (false, _) => "unavailable",
+        (true, true) => "ready",
+        (true, false) => "degraded",
+    };
     let body = json!({
-        "status": if ready { "ready" } else { "unavailable" },
+        "status": status,
         "checks": { "database": word(database), "cache": word(cache) },
         "draining": draining,
     });

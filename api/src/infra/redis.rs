@@ -3,9 +3,11 @@
 //! (`redis+cluster://host1:port,host2:port`, `rediss+cluster://…`).
 //!
 //! Every call has a short timeout, so a hung Redis costs a request at most
-//! that long before the cache is bypassed. Invalidations that fail (Redis
-//! down during a write) are retried in the background until they land, so a
-//! stale entry cannot survive Redis coming back.
+//! that long before the cache is bypassed; after a failure the breaker stays
+//! open for a second and calls fail at once, so an outage does not cost every
+//! request a timeout. Invalidations that fail are not retried from memory:
+//! they are committed to the database outbox (`domain::invalidations`) and
+//! delivered by a worker, so they survive this process.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,12 +18,28 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
-use super::cache::CacheBackend;
+use super::cache::{CacheBackend, Write};
 
 const OP_TIMEOUT: Duration = Duration::from_millis(500);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Invalidations are retried this long; past it, TTLs are the backstop.
-const RETRY_FOR: Duration = Duration::from_secs(3600);
+/// How long calls fail at once after a failure (the breaker is open).
+const BREAKER_OPEN: Duration = Duration::from_secs(1);
+
+/// The replacement rule of `infra::cache::replaces`, atomically in Redis.
+/// KEYS[1] the key; ARGV: version, header, value, TTL (ms), "1" for a tombstone.
+const WRITE_IF_NEWER: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local v = tonumber(string.match(cur, '^(%d+):'))
+  local new = tonumber(ARGV[1])
+  if v then
+    if v > new then return 0 end
+    if v == new and (ARGV[5] == '1' or string.sub(cur, 1, #ARGV[2]) == ARGV[2]) then return 0 end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+return 1
+";
 
 /// Where Redis is, parsed from `REDIS_URL`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,19 +131,11 @@ enum Source {
     },
 }
 
-/// A failed invalidation waiting to be retried.
-enum Pending {
-    Del(Vec<String>),
-    Set {
-        key: String,
-        value: String,
-        ttl: Duration,
-    },
-}
-
 pub struct RedisBackend {
     source: Source,
-    pending: Mutex<Vec<(Instant, Pending)>>,
+    write_if_newer: redis::Script,
+    /// Calls fail at once until then (set by a failure).
+    open_until: Mutex<Option<Instant>>,
 }
 
 impl RedisBackend {
@@ -160,20 +170,11 @@ impl RedisBackend {
                 }
             }
         };
-        let backend = Arc::new(Self {
+        Ok(Arc::new(Self {
             source,
-            pending: Mutex::new(Vec::new()),
-        });
-        let weak = Arc::downgrade(&backend);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                let Some(backend) = weak.upgrade() else { break };
-                backend.retry_pending().await;
-            }
-        });
-        Ok(backend)
+            write_if_newer: redis::Script::new(WRITE_IF_NEWER),
+            open_until: Mutex::new(None),
+        }))
     }
 
     async fn conn(&self) -> anyhow::Result<Conn> {
@@ -200,12 +201,41 @@ impl RedisBackend {
         }
     }
 
-    async fn run<T: redis::FromRedisValue>(&self, cmd: Cmd) -> anyhow::Result<T> {
+    fn breaker_open(&self) -> bool {
+        self.open_until
+            .lock()
+            .map(|until| until.is_some_and(|t| Instant::now() < t))
+            .unwrap_or(false)
+    }
+
+    /// Records the outcome of a call: a failure opens the breaker.
+    fn record<T>(&self, result: anyhow::Result<T>) -> anyhow::Result<T> {
+        if let Ok(mut until) = self.open_until.lock() {
+            *until = match &result {
+                Ok(_) => None,
+                Err(_) => Some(Instant::now() + BREAKER_OPEN),
+            };
+        }
+        result
+    }
+
+    async fn guarded<T>(&self, call: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+        if self.breaker_open() {
+            anyhow::bail!("redis unavailable (failing fast for {BREAKER_OPEN:?} after an error)");
+        }
+        self.record(call.await)
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> anyhow::Result<T> {
         let mut conn = self.conn().await?;
         let value = tokio::time::timeout(OP_TIMEOUT, cmd.query_async::<T>(&mut conn))
             .await
             .context("redis timed out")?;
         Ok(value?)
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, cmd: Cmd) -> anyhow::Result<T> {
+        self.guarded(self.query(&cmd)).await
     }
 
     /// Runs a Lua script (the rate limiter's GCRA) with the usual timeout.
@@ -216,61 +246,15 @@ impl RedisBackend {
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> anyhow::Result<T> {
-        let mut conn = self.conn().await?;
-        let value = tokio::time::timeout(OP_TIMEOUT, invocation.invoke_async::<T>(&mut conn))
-            .await
-            .context("redis timed out")?;
-        Ok(value?)
+        self.guarded(async {
+            let mut conn = self.conn().await?;
+            let value = tokio::time::timeout(OP_TIMEOUT, invocation.invoke_async::<T>(&mut conn))
+                .await
+                .context("redis timed out")?;
+            Ok(value?)
+        })
+        .await
     }
-
-    fn remember(&self, op: Pending) {
-        if let Ok(mut pending) = self.pending.lock()
-            && pending.len() < 100_000
-        {
-            pending.push((Instant::now(), op));
-        }
-    }
-
-    async fn retry_pending(&self) {
-        let batch: Vec<(Instant, Pending)> = match self.pending.lock() {
-            Ok(mut p) if !p.is_empty() => std::mem::take(&mut *p),
-            _ => return,
-        };
-        for (since, op) in batch {
-            if since.elapsed() > RETRY_FOR {
-                continue;
-            }
-            let result = match &op {
-                Pending::Del(keys) => self.run::<()>(del_cmd(keys)).await,
-                Pending::Set { key, value, ttl } => {
-                    self.run::<()>(set_cmd(key, value, *ttl, false)).await
-                }
-            };
-            if result.is_err()
-                && let Ok(mut p) = self.pending.lock()
-            {
-                p.push((since, op));
-            }
-        }
-    }
-}
-
-fn set_cmd(key: &str, value: &str, ttl: Duration, only_if_absent: bool) -> Cmd {
-    let mut cmd = redis::cmd("SET");
-    cmd.arg(key)
-        .arg(value)
-        .arg("PX")
-        .arg(ttl.as_millis().max(1) as u64);
-    if only_if_absent {
-        cmd.arg("NX");
-    }
-    cmd
-}
-
-fn del_cmd(keys: &[String]) -> Cmd {
-    let mut cmd = redis::cmd("DEL");
-    cmd.arg(keys);
-    cmd
 }
 
 #[async_trait::async_trait]
@@ -285,34 +269,28 @@ impl CacheBackend for RedisBackend {
         self.run(cmd).await
     }
 
-    async fn set(&self, key: &str, value: &str, ttl: Duration) -> anyhow::Result<()> {
-        let result = self.run::<()>(set_cmd(key, value, ttl, false)).await;
-        if result.is_err() {
-            self.remember(Pending::Set {
-                key: key.to_owned(),
-                value: value.to_owned(),
-                ttl,
-            });
+    async fn write_if_newer(&self, writes: &[Write]) -> anyhow::Result<()> {
+        // One script call per key (a cluster routes each by its own key),
+        // sent concurrently over the multiplexed connection.
+        let calls = writes.iter().map(|w| {
+            let mut invocation = self.write_if_newer.key(&w.key);
+            invocation
+                .arg(w.version)
+                .arg(&w.header)
+                .arg(&w.value)
+                .arg(u64::try_from(w.ttl.as_millis()).unwrap_or(u64::MAX).max(1))
+                .arg(if w.is_tombstone() { "1" } else { "0" });
+            async move { self.invoke::<i64>(&invocation).await }
+        });
+        for result in futures_util::future::join_all(calls).await {
+            result?;
         }
-        result
+        Ok(())
     }
 
-    async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> anyhow::Result<()> {
-        self.run::<Option<String>>(set_cmd(key, value, ttl, true))
-            .await
-            .map(|_| ())
-    }
-
-    async fn del(&self, keys: &[String]) -> anyhow::Result<()> {
-        let result = self.run::<()>(del_cmd(keys)).await;
-        if result.is_err() {
-            self.remember(Pending::Del(keys.to_vec()));
-        }
-        result
-    }
-
+    /// Bypasses the breaker: this is how recovery is noticed.
     async fn ping(&self) -> anyhow::Result<()> {
-        let pong: String = self.run(redis::cmd("PING")).await?;
+        let pong: String = self.record(self.query(&redis::cmd("PING")).await)?;
         anyhow::ensure!(pong == "PONG", "unexpected PING answer");
         Ok(())
     }

@@ -2,7 +2,9 @@
 
 mod abuse;
 mod accounts;
+mod coherence;
 mod helpers;
 mod process;
+mod redis_server;
 mod tokens;
 mod transport;

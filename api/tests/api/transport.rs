@@ -3,7 +3,6 @@
 
 use serde_json::{Value, json};
 use usergraph::app::BuildOptions;
-use usergraph::config::Secret;
 
 use crate::helpers::{PASSWORD, code, spawn_app, spawn_app_with, start, test_config};
 
@@ -70,27 +69,6 @@ async fn ready_is_503_when_the_database_is_unreachable() {
         .issue(uuid::Uuid::now_v7(), uuid::Uuid::now_v7())
         .unwrap();
     assert_eq!(code(&app.me(&token).await), "INTERNAL_SERVER_ERROR");
-}
-
-#[tokio::test]
-async fn a_dead_redis_fails_readiness_but_no_request() {
-    let app = spawn_app_with(|c| c.redis_url = Some(Secret::new("redis://127.0.0.1:1"))).await;
-    let ready = app.client.get(app.url("/ready")).send().await.unwrap();
-    assert_eq!(ready.status(), 503);
-    assert_eq!(
-        ready.json::<Value>().await.unwrap()["checks"]["cache"],
-        "error"
-    );
-    let t = app.signed_up("pia@example.com").await;
-    assert_eq!(
-        app.me(&t.access).await["data"]["me"]["email"],
-        "pia@example.com"
-    );
-    let out = app
-        .gql("mutation { logout }", json!({}), Some(&t.access))
-        .await;
-    assert_eq!(out["data"]["logout"], true);
-    assert_eq!(code(&app.me(&t.access).await), "UNAUTHENTICATED");
 }
 
 #[tokio::test]
