@@ -57,7 +57,12 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         .map(|url| RedisBackend::connect(url.expose()))
         .transpose()?;
     let cache = match &redis {
-        Some(backend) => Cache::new(backend.clone(), &config.redis_key_prefix),
+        // Tombstones outlast any request that read before the write.
+        Some(backend) => Cache::new(
+            backend.clone(),
+            &config.redis_key_prefix,
+            config.request_timeout * 4,
+        ),
         None => Cache::memory(&config.redis_key_prefix),
     };
     let limiter = RateLimiter::new(
@@ -173,7 +178,7 @@ const PURGE_BATCH: u64 = 1000;
 fn spawn_janitor(state: &AppState) {
     let weak = std::sync::Arc::downgrade(&state.0);
     let jitter = PURGE_EVERY.mul_f64(f64::from(uuid::Uuid::new_v4().as_bytes()[0]) / 512.0);
-    tokio::spawn(async move {
+    tokio::spawn(crate::db::in_background(async move {
         let start = tokio::time::Instant::now() + PURGE_EVERY / 2 + jitter;
         let mut tick = tokio::time::interval_at(start, PURGE_EVERY);
         loop {
@@ -192,7 +197,7 @@ fn spawn_janitor(state: &AppState) {
                 Err(e) => tracing::warn!(error = format!("{e:#}"), "session clean-up: no lock"),
             }
         }
-    });
+    }));
 }
 
 /// The whole HTTP surface.

@@ -38,21 +38,40 @@ impl Lock {
     }
 }
 
-/// The two pools. Writes, and reads that must see the newest write (every
-/// cache fill), use `write`.
+/// The pools. Writes use `write`; reads that must see every committed write
+/// (every cache fill, session checks) use `fresh`; other reads may use
+/// `read`, which may lag.
 #[derive(Clone)]
 pub struct Db {
     pub write: DatabaseConnection,
     pub read: DatabaseConnection,
+    /// The primary; on SQLite without a separate read URL, the reader pool
+    /// (same file, and readers see every commit), so reads do not queue
+    /// behind the one writer connection.
+    pub fresh: DatabaseConnection,
+    separate_read: bool,
     statements: Arc<AtomicU64>,
 }
 
-/// Counts every statement (metrics, and tests that prove a page costs a
-/// bounded number of them).
+tokio::task_local! {
+    /// Set on background work (workers, janitors): its statements are not
+    /// counted as request work.
+    static BACKGROUND: ();
+}
+
+/// Runs `work` as background work (see [`Db::statements`]).
+pub async fn in_background<F: Future>(work: F) -> F::Output {
+    BACKGROUND.scope((), work).await
+}
+
+/// Counts every statement for the metrics, and those of requests for
+/// [`Db::statements`] (tests that prove a page costs a bounded number).
 fn count_statements(conn: &mut DatabaseConnection, counter: &Arc<AtomicU64>) {
     let counter = Arc::clone(counter);
     conn.set_metric_callback(move |info| {
-        counter.fetch_add(1, Ordering::Relaxed);
+        if BACKGROUND.try_with(|()| ()).is_err() {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         metrics::counter!("usergraph_db_queries_total").increment(1);
         if info.failed {
             metrics::counter!("usergraph_db_query_errors_total").increment(1);
@@ -105,12 +124,20 @@ impl Db {
             (None, false) => write.clone(),
         };
         let mut read = read;
-        if config.database_read_url.is_some() || sqlite {
+        let separate_read = config.database_read_url.is_some();
+        if separate_read || sqlite {
             count_statements(&mut read, &statements);
         }
+        let fresh = if sqlite && !separate_read {
+            read.clone()
+        } else {
+            write.clone()
+        };
         Ok(Self {
             write,
             read,
+            fresh,
+            separate_read,
             statements,
         })
     }
@@ -178,19 +205,33 @@ impl Db {
         Ok(Some(out))
     }
 
-    /// How many SQL statements this process has run.
+    /// How many SQL statements this process has run for requests
+    /// (background work excluded, see [`in_background`]).
     pub fn statements(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
     }
 
-    /// Readiness: can every pool answer?
+    /// Readiness of the primary: nothing works without it.
     ///
     /// # Errors
-    /// When one cannot.
+    /// When it cannot answer.
     pub async fn ping(&self) -> anyhow::Result<()> {
-        self.write.ping().await.context("write pool")?;
-        self.read.ping().await.context("read pool")?;
-        Ok(())
+        self.write.ping().await.context("primary")?;
+        self.fresh.ping().await.context("primary readers")
+    }
+
+    /// Whether `DATABASE_READ_URL` names a replica of its own.
+    pub fn has_replica(&self) -> bool {
+        self.separate_read
+    }
+
+    /// Readiness of the read replica: without it, only the uncached queries
+    /// that use it fail.
+    ///
+    /// # Errors
+    /// When it cannot answer.
+    pub async fn ping_replica(&self) -> anyhow::Result<()> {
+        self.read.ping().await.context("read replica")
     }
 
     /// Publishes pool gauges (called at each scrape).

@@ -1,6 +1,7 @@
 //! `cache_epochs`: a version counter per cached set that has no row of its
-//! own (`roles`: the role catalogue). Every write to the set bumps it in the
-//! same transaction.
+//! own (`roles`: the role catalogue; every write to the set bumps it in the
+//! same transaction), and `cache`: the generation all cache keys live under,
+//! with the Redis `run_id` it was last seen with in `marker`.
 
 use sea_orm::entity::prelude::*;
 
@@ -10,6 +11,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub name: String,
     pub version: i64,
+    pub marker: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

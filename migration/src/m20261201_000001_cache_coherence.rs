@@ -3,7 +3,9 @@
 //! - `users.version`, bumped by every write to a user row or to its role
 //!   links, so a cached copy can be replaced only by a strictly newer one;
 //! - `cache_epochs`, one version counter per cached set that has no row of
-//!   its own (`roles`: the whole role catalogue);
+//!   its own (`roles`: the whole role catalogue), and `cache`: the generation
+//!   every cache key lives under, with the Redis `run_id` it was last seen
+//!   with (a new one means Redis may have lost writes: a new generation);
 //! - `cache_outbox`, the invalidations a write commits with its own
 //!   transaction, delivered to the cache by a worker, so an invalidation that
 //!   could not reach Redis is not lost with the process;
@@ -45,6 +47,7 @@ impl MigrationTrait for Migration {
                             .big_integer()
                             .not_null(),
                     )
+                    .col(ColumnDef::new(CacheEpochs::Marker).string_len(64).null())
                     .to_owned(),
             )
             .await?;
@@ -54,6 +57,7 @@ impl MigrationTrait for Migration {
                     .into_table(CacheEpochs::Table)
                     .columns([CacheEpochs::Name, CacheEpochs::Version])
                     .values_panic(["roles".into(), 0i64.into()])
+                    .values_panic(["cache".into(), 0i64.into()])
                     .to_owned(),
             )
             .await?;
@@ -82,6 +86,15 @@ impl MigrationTrait for Migration {
                             .timestamp_with_time_zone()
                             .not_null(),
                     )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_cache_outbox_created_at")
+                    .table(CacheOutbox::Table)
+                    .col(CacheOutbox::CreatedAt)
                     .to_owned(),
             )
             .await?;
@@ -141,6 +154,7 @@ enum CacheEpochs {
     Table,
     Name,
     Version,
+    Marker,
 }
 
 #[derive(DeriveIden)]

@@ -26,6 +26,8 @@ use crate::error::AppError;
 
 /// Jobs that may wait per hashing thread before callers are shed.
 const QUEUE_PER_THREAD: usize = 4;
+/// How much costlier than ours a stored hash may be and still be verified.
+const FOREIGN_COST_FACTOR: usize = 4;
 
 /// The outcome of checking a password against a stored hash.
 #[derive(Debug, PartialEq, Eq)]
@@ -196,17 +198,18 @@ impl PasswordHasher {
 }
 
 /// One hashing thread: takes jobs until the hasher is dropped. Its argon2
-/// memory is allocated at the first job and reused by every later one.
+/// memory is allocated at the first job and reused by every later one. A
+/// job that panics fails its own request only (its caller sees the answer
+/// channel close): the thread lives on, so the pool never shrinks.
 fn hashing_thread(jobs: &Mutex<Receiver<Job>>) {
     let mut memory: Vec<Block> = Vec::new();
     loop {
-        let job = match jobs.lock() {
-            Ok(receiver) => receiver.recv(),
-            Err(_) => return,
-        };
-        match job {
-            Ok(job) => job(&mut memory),
-            Err(_) => return,
+        let job = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let Ok(job) = job else { return };
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut memory)));
+        if ran.is_err() {
+            tracing::error!("a password hashing job panicked");
+            memory = Vec::new();
         }
     }
 }
@@ -216,8 +219,10 @@ fn internal(what: &str, e: impl std::fmt::Display) -> AppError {
 }
 
 /// Runs argon2 in the thread's `memory`, growing it up to `limit` blocks (our
-/// configured cost). A stored hash that needs more than that is computed in
-/// memory of its own, freed afterwards, so one odd hash cannot pin it.
+/// configured cost). A stored hash that needs more than that (up to
+/// [`FOREIGN_COST_FACTOR`] times) is computed in memory of its own, freed
+/// afterwards, so one odd hash cannot pin it; a costlier one is refused
+/// rather than risk the process's memory on one login.
 fn compute(
     argon: &Argon2<'_>,
     secret: &[u8],
@@ -227,6 +232,12 @@ fn compute(
     limit: usize,
 ) -> Result<(), AppError> {
     let need = argon.params().block_count();
+    if need > limit.saturating_mul(FOREIGN_COST_FACTOR) {
+        return Err(internal(
+            "stored hash",
+            format!("needs {need} KiB of memory, over {FOREIGN_COST_FACTOR} times ours"),
+        ));
+    }
     if need > limit {
         let mut own = vec![Block::default(); need];
         return argon

@@ -6,14 +6,20 @@
 //! tombstone at each new version. If the cache cannot take them (Redis down,
 //! slow, or failing over), they are inserted into `cache_outbox` in the same
 //! transaction instead, so the invalidation is exactly as durable as the
-//! write. Every replica runs [`spawn_worker`], which delivers queued rows
-//! every [`INTERVAL`] once Redis answers, and only then lets its replica
-//! trust the cache again. Delivery is idempotent (a tombstone never replaces
-//! anything newer), so replicas may deliver the same row concurrently.
+//! write. Every replica sharing a cache runs [`spawn_worker`], which every
+//! [`INTERVAL`]:
+//! 1. moves to a new key generation when Redis is not the server it was (a
+//!    new `run_id`: restarted from a snapshot, or a promoted replica, either
+//!    of which may have lost tombstones it had acknowledged);
+//! 2. delivers queued rows (idempotent: a tombstone never replaces anything
+//!    newer, so replicas may deliver the same row at once);
+//! 3. trusts the cache again when all of that worked, nothing was left, and
+//!    no failure or unsettled write came in the meantime.
 
 use std::time::Duration;
 
-use entity::cache_outbox;
+use entity::{cache_epoch, cache_outbox};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait as _, ConnectionTrait, DatabaseTransaction, EntityTrait as _, QueryFilter as _,
     QueryOrder as _, QuerySelect as _, Set,
@@ -21,51 +27,58 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::now;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::state::{App, AppState};
 
-/// How often each replica delivers queued invalidations (and so the bound
-/// on a stale read, after Redis answers again, on a replica that did not
-/// see it fail).
+/// How often each replica checks the cache and delivers queued
+/// invalidations: the bound on a stale read, after Redis answers again, on a
+/// replica that did not see it fail.
 pub const INTERVAL: Duration = Duration::from_millis(500);
 const BATCH: u64 = 500;
+/// Outbox rows per insert (4 bind parameters each).
+const INSERT_CHUNK: usize = 1000;
+/// The `cache_epochs` row of the key generation.
+const GENERATION: &str = "cache";
 
 /// A logical cache key and the version that makes older copies stale.
 pub type Stale = (String, u64);
 
-/// Invalidates `keys` ahead of the caller's commit: tombstones in the cache,
-/// or rows in `conn`'s transaction when the cache cannot take them.
-///
-/// # Errors
-/// `Internal` when the outbox insert fails (the write then fails too).
-pub async fn before_commit<C: ConnectionTrait>(
-    app: &App,
-    conn: &C,
-    keys: &[Stale],
-) -> AppResult<()> {
-    if keys.is_empty() || app.cache.invalidate(keys).await.is_ok() {
-        return Ok(());
-    }
+async fn queue<C: ConnectionTrait>(conn: &C, keys: &[Stale]) -> AppResult<()> {
     let at = now();
-    let rows = keys.iter().map(|(key, version)| cache_outbox::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        cache_key: Set(key.clone()),
-        version: Set(i64::try_from(*version).unwrap_or(i64::MAX)),
-        created_at: Set(at),
-    });
-    cache_outbox::Entity::insert_many(rows).exec(conn).await?;
+    for chunk in keys.chunks(INSERT_CHUNK) {
+        let rows = chunk
+            .iter()
+            .map(|(key, version)| cache_outbox::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                cache_key: Set(key.clone()),
+                version: Set(i64::try_from(*version).unwrap_or(i64::MAX)),
+                created_at: Set(at),
+            });
+        cache_outbox::Entity::insert_many(rows).exec(conn).await?;
+    }
     metrics::counter!("usergraph_cache_invalidations_queued_total").increment(keys.len() as u64);
     Ok(())
 }
 
-/// Commits `txn` together with the invalidation of `keys`. Nothing happens
-/// after the commit, so a request cancelled past it leaves nothing stale.
+/// Commits `txn` together with the invalidation of `keys`: tombstones in the
+/// cache before the commit, or rows in the outbox committed with it. Nothing
+/// happens after the commit, so a request cancelled past it leaves nothing
+/// stale.
 ///
 /// # Errors
 /// `Internal` when the outbox insert or the commit fails.
 pub async fn commit(app: &App, txn: DatabaseTransaction, keys: &[Stale]) -> AppResult<()> {
-    before_commit(app, &txn, keys).await?;
+    // Held until the transaction has ended: until then its rows may be
+    // invisible to the worker, which must not trust the cache meanwhile.
+    let unsettled = match app.cache.invalidate(keys).await {
+        Ok(()) => None,
+        Err(unsettled) => {
+            queue(&txn, keys).await?;
+            Some(unsettled)
+        }
+    };
     txn.commit().await?;
+    drop(unsettled);
     if let Some(delay) = app.config.after_commit_delay {
         // Testing hook: a window in which the request can be cut off.
         tokio::time::sleep(delay).await;
@@ -73,12 +86,51 @@ pub async fn commit(app: &App, txn: DatabaseTransaction, keys: &[Stale]) -> AppR
     Ok(())
 }
 
-/// Delivers queued invalidations, oldest first, and trusts the cache again
-/// when it answers and nothing is left. Returns how many were delivered.
-///
-/// # Errors
-/// `Internal` when the database fails.
-pub async fn drain(app: &App) -> AppResult<usize> {
+/// Moves this replica to the current key generation, first starting a new
+/// one when Redis is not the server last recorded. Returns whether the cache
+/// answered.
+async fn sync_generation(app: &App) -> AppResult<bool> {
+    let row = cache_epoch::Entity::find_by_id(GENERATION.to_owned())
+        .one(&app.db.write)
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("cache_epochs has no cache row")))?;
+    let Ok(incarnation) = app.cache.incarnation().await else {
+        return Ok(false);
+    };
+    let mut generation = row.version;
+    if let Some(run_id) = incarnation
+        && row.marker.as_deref() != Some(run_id.as_str())
+    {
+        // Only the first replica to notice starts the new generation.
+        cache_epoch::Entity::update_many()
+            .col_expr(
+                cache_epoch::Column::Version,
+                sea_orm::sea_query::ExprTrait::add(Expr::col(cache_epoch::Column::Version), 1),
+            )
+            .col_expr(cache_epoch::Column::Marker, Expr::value(run_id.clone()))
+            .filter(cache_epoch::Column::Name.eq(GENERATION))
+            .filter(cache_epoch::Column::Version.eq(row.version))
+            .exec(&app.db.write)
+            .await?;
+        generation = cache_epoch::Entity::find_by_id(GENERATION.to_owned())
+            .one(&app.db.write)
+            .await?
+            .map_or(generation, |r| r.version);
+        if row.marker.is_some() {
+            tracing::warn!(
+                generation,
+                "Redis is not the server it was (restarted or failed over): values it may have kept from before are ignored"
+            );
+        }
+    }
+    app.cache
+        .set_generation(u64::try_from(generation).unwrap_or(0));
+    Ok(true)
+}
+
+/// Delivers queued invalidations, oldest first. Returns how many, and
+/// whether everything queued was delivered.
+async fn deliver(app: &App) -> AppResult<(usize, bool)> {
     let mut delivered = 0;
     loop {
         let rows = cache_outbox::Entity::find()
@@ -87,14 +139,14 @@ pub async fn drain(app: &App) -> AppResult<usize> {
             .all(&app.db.write)
             .await?;
         if rows.is_empty() {
-            break;
+            return Ok((delivered, true));
         }
         let keys: Vec<Stale> = rows
             .iter()
             .map(|r| (r.cache_key.clone(), u64::try_from(r.version).unwrap_or(0)))
             .collect();
         if app.cache.invalidate(&keys).await.is_err() {
-            return Ok(delivered);
+            return Ok((delivered, false));
         }
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
         cache_outbox::Entity::delete_many()
@@ -105,33 +157,78 @@ pub async fn drain(app: &App) -> AppResult<usize> {
         metrics::counter!("usergraph_cache_invalidations_delivered_total")
             .increment(rows.len() as u64);
         if rows.len() < BATCH as usize {
-            break;
+            return Ok((delivered, true));
         }
     }
-    if !app.cache.is_trusted() && app.cache.ping().await.is_ok() {
-        app.cache.trust_again();
+}
+
+/// One round of the worker (see the module docs). Returns how many queued
+/// invalidations it delivered.
+///
+/// # Errors
+/// `Internal` when the database fails.
+pub async fn tick(app: &App) -> AppResult<usize> {
+    // Read before looking at anything: a failure or a failed write from now
+    // on means this round cannot vouch for the cache.
+    let failures = app.cache.failures();
+    if app.cache.unsettled() > 0 {
+        return deliver(app).await.map(|(n, _)| n);
+    }
+    if !sync_generation(app).await? {
+        return Ok(0);
+    }
+    let (delivered, complete) = deliver(app).await?;
+    if complete && !app.cache.is_trusted() && app.cache.ping().await.is_ok() {
+        app.cache.trust_again(failures);
     }
     Ok(delivered)
 }
 
-/// Runs [`drain`] every [`INTERVAL`] on this replica. Holds only a weak
-/// reference, so it stops with the application.
+/// Runs [`tick`] every [`INTERVAL`] on this replica when the cache is
+/// shared; with the in-process cache (one replica, nothing to lose) it only
+/// clears rows a Redis-backed run may have left. Database statements of the
+/// worker are not counted as request work ([`crate::db::in_background`]).
+/// Holds only a weak reference, so it stops with the application.
 pub fn spawn_worker(state: &AppState) {
     let weak = std::sync::Arc::downgrade(&state.0);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::spawn(crate::db::in_background(async move {
+        if let Some(app) = weak.upgrade()
+            && !app.cache.is_shared()
+        {
+            if let Err(e) = cache_outbox::Entity::delete_many()
+                .exec(&app.db.write)
+                .await
+            {
+                tracing::warn!(error = %e, "could not clear the cache invalidation outbox");
+            }
+            return;
+        }
+        let mut tick_every = tokio::time::interval(INTERVAL);
+        tick_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
         loop {
-            tick.tick().await;
+            tick_every.tick().await;
             let Some(app) = weak.upgrade() else { break };
-            match drain(&app).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(invalidations = n, "delivered queued cache invalidations"),
-                Err(e) => tracing::warn!(
-                    error = e.message(),
-                    "cache invalidation outbox: database unavailable"
-                ),
+            match tick(&app).await {
+                Ok(n) => {
+                    if failing {
+                        tracing::info!("cache invalidation worker: database reachable again");
+                        failing = false;
+                    }
+                    if n > 0 {
+                        tracing::info!(invalidations = n, "delivered queued cache invalidations");
+                    }
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(
+                            error = e.message(),
+                            "cache invalidation worker: database unavailable"
+                        );
+                    }
+                    failing = true;
+                }
             }
         }
-    });
+    }));
 }

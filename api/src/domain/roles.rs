@@ -127,9 +127,9 @@ pub async fn all(app: &App) -> AppResult<HashMap<Uuid, RoleView>> {
         .cache
         .read_through(&CATALOGUE, &["all"], |_| async {
             // The version first: roles read after it are at least that new.
-            let version = catalogue_version(&app.db.write).await?;
+            let version = catalogue_version(&app.db.fresh).await?;
             let roles: Vec<RoleView> = role::Entity::find()
-                .all(&app.db.write)
+                .all(&app.db.fresh)
                 .await?
                 .into_iter()
                 .map(RoleView::from)
@@ -158,7 +158,7 @@ pub async fn for_users(app: &App, user_ids: &[Uuid]) -> AppResult<HashMap<Uuid, 
                 .join(JoinType::LeftJoin, user::Relation::UserRoles.def())
                 .filter(user::Column::Id.is_in(missing))
                 .into_tuple()
-                .all(&app.db.write)
+                .all(&app.db.fresh)
                 .await?;
             let mut links: HashMap<Uuid, (u64, Vec<Uuid>)> = HashMap::new();
             for (user_id, version, role_id) in rows {

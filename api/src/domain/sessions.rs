@@ -147,7 +147,7 @@ async fn load_states(app: &App, ids: Vec<Uuid>) -> AppResult<Vec<(Uuid, u64, Ses
     let rows = session::Entity::find()
         .filter(session::Column::Id.is_in(ids))
         .find_also_related(user::Entity)
-        .all(&app.db.write)
+        .all(&app.db.fresh)
         .await?;
     Ok(rows
         .into_iter()
@@ -341,16 +341,22 @@ pub async fn revoke_all_in<C: ConnectionTrait>(
     except: Option<Uuid>,
     reason: RevokeReason,
 ) -> AppResult<Vec<Stale>> {
-    let mut live = session::Entity::find()
-        .select_only()
-        .column(session::Column::Id)
+    // One statement, whatever the number of sessions; RETURNING names
+    // exactly the sessions it ended, also one created a moment ago.
+    let mut live = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now()))
+        .col_expr(session::Column::RevokedReason, Expr::value(reason.as_str()))
         .filter(session::Column::UserId.eq(user_id))
         .filter(session::Column::RevokedAt.is_null());
     if let Some(keep) = except {
         live = live.filter(session::Column::Id.ne(keep));
     }
-    let ids: Vec<Uuid> = live.into_tuple().all(conn).await?;
-    mark_revoked(conn, &ids, reason).await?;
+    let ids: Vec<Uuid> = live
+        .exec_with_returning(conn)
+        .await?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
     Ok(ended(&ids))
 }
 
@@ -417,7 +423,7 @@ pub async fn list_live(app: &App, user_id: Uuid) -> AppResult<Vec<SessionView>> 
         .filter(session::Column::RevokedAt.is_null())
         .filter(session::Column::ExpiresAt.gt(now()))
         .order_by_desc(session::Column::CreatedAt)
-        .all(&app.db.read)
+        .all(&app.db.fresh)
         .await?
         .into_iter()
         .map(SessionView::from)
@@ -428,12 +434,13 @@ pub async fn list_live(app: &App, user_id: Uuid) -> AppResult<Vec<SessionView>> 
 /// and for reuse detection) before they are deleted.
 const KEEP_ENDED: chrono::Duration = chrono::Duration::days(7);
 
-/// Deletes sessions that expired or were revoked more than a week ago, and
-/// with them (cascade) their rotated refresh-token hashes, which otherwise
-/// grow with every refresh. Works in batches of `batch` rows (each its own
-/// short statement, found through the `expires_at` and `revoked_at`
-/// indexes), so no purge holds locks on a large part of the table. Returns
-/// how many sessions were deleted and in how many batches.
+/// Deletes sessions that expired or were revoked more than a week ago, with
+/// their rotated refresh-token hashes (one per refresh: thousands for a
+/// month-long session). Works in batches of `batch` rows per statement: the
+/// sessions are found through the `expires_at` and `revoked_at` indexes,
+/// their rotated hashes deleted `batch` at a time, then the sessions, so no
+/// statement touches more than `batch` rows (the cascade then finds
+/// nothing). Returns how many sessions were deleted and in how many batches.
 ///
 /// # Errors
 /// `Internal` when the database fails.
@@ -457,6 +464,24 @@ pub async fn purge_ended(app: &App, batch: u64) -> AppResult<(u64, u32)> {
             break;
         }
         let found = ids.len() as u64;
+        loop {
+            let hashes: Vec<String> = rotated_refresh_token::Entity::find()
+                .select_only()
+                .column(rotated_refresh_token::Column::TokenHash)
+                .filter(rotated_refresh_token::Column::SessionId.is_in(ids.clone()))
+                .limit(batch)
+                .into_tuple()
+                .all(&app.db.write)
+                .await?;
+            if hashes.is_empty() {
+                break;
+            }
+            rotated_refresh_token::Entity::delete_many()
+                .filter(rotated_refresh_token::Column::TokenHash.is_in(hashes))
+                .exec(&app.db.write)
+                .await?;
+            tokio::task::yield_now().await;
+        }
         deleted += session::Entity::delete_many()
             .filter(session::Column::Id.is_in(ids))
             .exec(&app.db.write)

@@ -83,7 +83,7 @@ pub async fn load_many(app: &App, ids: &[Uuid]) -> AppResult<HashMap<Uuid, UserV
         .read_through(&USERS, ids, |missing| async move {
             let rows = user::Entity::find()
                 .filter(user::Column::Id.is_in(missing))
-                .all(&app.db.write)
+                .all(&app.db.fresh)
                 .await?;
             Ok(rows
                 .into_iter()

@@ -3,7 +3,9 @@
 //! database nothing works: 503. Without Redis everything still works,
 //! correctly and a little slower (the database is the truth): 200 with
 //! `"status":"degraded"`, so a Redis failover does not pull every replica
-//! out of the load balancer at once. While shutting down: 503.
+//! out of the load balancer at once. The same for a read replica
+//! (`DATABASE_READ_URL`) that cannot answer: only the uncached queries that
+//! use it fail. While shutting down: 503.
 
 use std::time::Duration;
 
@@ -47,23 +49,31 @@ async fn check(name: &'static str, fut: impl Future<Output = anyhow::Result<()>>
 
 pub async fn ready(State(server): State<ServerState>) -> Response {
     let app = &server.app;
-    let (database, cache) = tokio::join!(
+    let replica = async {
+        if app.db.has_replica() {
+            Some(check("replica", app.db.ping_replica()).await)
+        } else {
+            None
+        }
+    };
+    let (database, cache, replica) = tokio::join!(
         check("database", app.db.ping()),
-        check("cache", app.cache.ping())
+        check("cache", app.cache.ping()),
+        replica
     );
     let word = |ok: bool| if ok { "ok" } else { "error" };
     let draining = app.is_draining();
     let ready = database && !draining;
-    let status = match (ready, cache) {
+    let status = match (ready, cache && replica != Some(false)) {
         (false, _) => "unavailable",
         (true, true) => "ready",
         (true, false) => "degraded",
     };
-    let body = json!({
-        "status": status,
-        "checks": { "database": word(database), "cache": word(cache) },
-        "draining": draining,
-    });
+    let mut checks = json!({ "database": word(database), "cache": word(cache) });
+    if let Some(ok) = replica {
+        checks["replica"] = json!(word(ok));
+    }
+    let body = json!({ "status": status, "checks": checks, "draining": draining });
     let status = if ready {
         StatusCode::OK
     } else {

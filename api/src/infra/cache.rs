@@ -22,6 +22,15 @@
 //! after Redis answers again on a replica that did not. TTLs are a backstop
 //! only.
 //!
+//! Redis can also lose writes it acknowledged: a restart from an older
+//! snapshot, or a failover to a replica that lagged. Every key lives under a
+//! *generation* (`<prefix>g<N>:`) kept in the database; each replica's
+//! worker compares Redis's `run_id` with the one last recorded there, and a
+//! new one (a restarted or promoted server) bumps the generation, so nothing
+//! the old server held is read again. A replica starts untrusted and trusts
+//! the cache only after that check. (Cluster mode has no single `run_id`;
+//! there this check is skipped, see the runbook.)
+//!
 //! Values also carry their family's *shape* number: a rolling deploy that
 //! changes a cached shape bumps it, and the old and new code each treat the
 //! other's values as misses — while tombstones, which have no shape, are
@@ -37,7 +46,7 @@
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -91,14 +100,14 @@ impl Write {
         }
     }
 
-    fn tombstone(key: String, version: u64) -> Self {
+    fn tombstone(key: String, version: u64, ttl: Duration) -> Self {
         let header = format!("{version}:-");
         Self {
             key,
             version,
             value: header.clone(),
             header,
-            ttl: TOMBSTONE_TTL,
+            ttl,
         }
     }
 
@@ -107,15 +116,23 @@ impl Write {
     }
 }
 
+/// The version a stored value carries: its leading decimal digits.
+fn version_of(stored: &str) -> Option<u64> {
+    let (digits, _) = stored.split_once(':')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 /// The replacement rule. `current` is replaced when it is older than `new`,
 /// or of the same version but a tombstone or another shape while `new` is
-/// data. Anything unreadable is replaced.
+/// data. A value without a version (written by an older release) is
+/// replaced only by a tombstone, never by a fill: it may be that release's
+/// own mark of a revocation.
 pub fn replaces(current: &str, new: &Write) -> bool {
-    let Some(version) = current
-        .split_once(':')
-        .and_then(|(v, _)| v.parse::<u64>().ok())
-    else {
-        return true;
+    let Some(version) = version_of(current) else {
+        return new.is_tombstone();
     };
     match version.cmp(&new.version) {
         std::cmp::Ordering::Less => true,
@@ -133,19 +150,53 @@ pub trait CacheBackend: Send + Sync {
     /// Applies each write if [`replaces`] allows it.
     async fn write_if_newer(&self, writes: &[Write]) -> anyhow::Result<()>;
     async fn ping(&self) -> anyhow::Result<()>;
+    /// Shared by replicas (Redis), as opposed to in-process.
+    fn shared(&self) -> bool;
+    /// What identifies this server's lifetime (Redis's `run_id`): a new one
+    /// means a restart or a failover, which may have lost writes. `None`
+    /// where there is no single server to ask (in-process, cluster).
+    async fn incarnation(&self) -> anyhow::Result<Option<String>>;
 }
 
-/// What a finished load hands to the requests that waited on it: the JSON
-/// of the value, or `None` when the database has no such row.
-type Outcome = Option<String>;
+/// What a finished load hands to the requests that waited on it: the
+/// version and JSON of the value, or `None` when the database has no such row.
+type Outcome = Option<(u64, String)>;
+
+type Flights = HashMap<String, watch::Sender<Option<Outcome>>>;
 
 struct Inner {
     backend: Arc<dyn CacheBackend>,
     prefix: String,
+    /// The generation every key lives under (see the module docs).
+    generation: AtomicU64,
     /// False from a backend failure until every queued invalidation has been
     /// delivered: reads skip the cache meanwhile.
     trusted: AtomicBool,
-    flights: Mutex<HashMap<String, watch::Sender<Option<Outcome>>>>,
+    /// Bumped by every failure, so the worker can tell one happened while it
+    /// was draining.
+    failures: AtomicU64,
+    /// Writes whose invalidation failed and that have not committed (or
+    /// rolled back) yet: their outbox rows may still be invisible.
+    unsettled: AtomicUsize,
+    tombstone_ttl: Duration,
+    flights: Mutex<Flights>,
+}
+
+/// A failed invalidation whose write has not settled yet. The caller keeps
+/// it until its transaction has committed or rolled back; meanwhile the
+/// cache is not trusted again.
+pub struct Unsettled(Arc<Inner>);
+
+impl Drop for Unsettled {
+    fn drop(&mut self) {
+        self.0.unsettled.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl std::fmt::Debug for Unsettled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Unsettled")
+    }
 }
 
 /// The cache as the application uses it. Cheap to clone.
@@ -164,22 +215,30 @@ struct Lead<'a> {
 
 impl Drop for Lead<'_> {
     fn drop(&mut self) {
-        if let Ok(mut flights) = self.cache.inner.flights.lock() {
-            for key in &self.keys {
-                flights.remove(key);
-            }
+        let mut flights = self.cache.flights();
+        for key in &self.keys {
+            flights.remove(key);
         }
     }
 }
 
 impl Cache {
-    pub fn new(backend: Arc<dyn CacheBackend>, prefix: &str) -> Self {
-        metrics::gauge!("usergraph_cache_trusted").set(1.0);
+    /// A cache over `backend`. A shared one starts untrusted: the
+    /// invalidation worker checks the server and delivers what is queued
+    /// before reads use it. `tombstone_ttl` must outlast any request that
+    /// could still fill what it read before a write.
+    pub fn new(backend: Arc<dyn CacheBackend>, prefix: &str, tombstone_ttl: Duration) -> Self {
+        let trusted = !backend.shared();
+        metrics::gauge!("usergraph_cache_trusted").set(if trusted { 1.0 } else { 0.0 });
         Self {
             inner: Arc::new(Inner {
                 backend,
                 prefix: prefix.to_owned(),
-                trusted: AtomicBool::new(true),
+                generation: AtomicU64::new(0),
+                trusted: AtomicBool::new(trusted),
+                failures: AtomicU64::new(0),
+                unsettled: AtomicUsize::new(0),
+                tombstone_ttl: tombstone_ttl.max(TOMBSTONE_TTL),
                 flights: Mutex::new(HashMap::new()),
             }),
         }
@@ -187,15 +246,73 @@ impl Cache {
 
     /// An in-process cache (the zero-setup default; one replica only).
     pub fn memory(prefix: &str) -> Self {
-        Self::new(Arc::new(MemoryBackend::new()), prefix)
+        Self::new(Arc::new(MemoryBackend::new()), prefix, TOMBSTONE_TTL)
     }
 
     pub fn backend_name(&self) -> &'static str {
         self.inner.backend.name()
     }
 
+    /// Whether replicas share this cache (Redis).
+    pub fn is_shared(&self) -> bool {
+        self.inner.backend.shared()
+    }
+
+    fn flights(&self) -> std::sync::MutexGuard<'_, Flights> {
+        // A panic while holding it leaves the map consistent: keep going.
+        self.inner.flights.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn full_key(&self, key: &str) -> String {
-        format!("{}{key}", self.inner.prefix)
+        format!(
+            "{}g{}:{key}",
+            self.inner.prefix,
+            self.inner.generation.load(Ordering::SeqCst)
+        )
+    }
+
+    /// The generation keys live under (see the module docs).
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::SeqCst)
+    }
+
+    /// Moves to generation `n` (never back).
+    pub fn set_generation(&self, n: u64) {
+        let old = self.inner.generation.fetch_max(n, Ordering::SeqCst);
+        if n > old {
+            tracing::info!(
+                generation = n,
+                "cache generation changed: earlier keys are ignored"
+            );
+        }
+    }
+
+    /// The full key of a logical one, in the current generation (tests and
+    /// diagnostics).
+    pub fn key_of(&self, key: &str) -> String {
+        self.full_key(key)
+    }
+
+    /// How many failures this replica has seen (see [`Cache::trust_again`]).
+    pub fn failures(&self) -> u64 {
+        self.inner.failures.load(Ordering::SeqCst)
+    }
+
+    /// How many failed invalidations wait for their write to settle.
+    pub fn unsettled(&self) -> usize {
+        self.inner.unsettled.load(Ordering::SeqCst)
+    }
+
+    /// Asks the server for its identity (see [`CacheBackend::incarnation`]).
+    ///
+    /// # Errors
+    /// When it cannot answer (the cache is then untrusted).
+    pub async fn incarnation(&self) -> anyhow::Result<Option<String>> {
+        let result = self.inner.backend.incarnation().await;
+        if let Err(e) = &result {
+            self.failed("incarnation", e);
+        }
+        result
     }
 
     /// Whether reads may use the cache (no failure since the last full drain).
@@ -203,7 +320,10 @@ impl Cache {
         self.inner.trusted.load(Ordering::SeqCst)
     }
 
-    fn failed(&self, op: &str, err: &anyhow::Error) {
+    /// Stops trusting the cache after `err` (also for a server that may
+    /// have lost writes).
+    pub fn failed(&self, op: &str, err: &anyhow::Error) {
+        self.inner.failures.fetch_add(1, Ordering::SeqCst);
         let name = self.inner.backend.name();
         metrics::counter!("usergraph_cache_errors_total", "backend" => name).increment(1);
         if self.inner.trusted.swap(false, Ordering::SeqCst) {
@@ -225,8 +345,14 @@ impl Cache {
     }
 
     /// Trusts the cache again: called by the invalidation worker once the
-    /// backend answers and nothing is left to deliver.
-    pub fn trust_again(&self) {
+    /// backend answers and nothing is left to deliver. `failures_before` is
+    /// [`Cache::failures`] read before the worker looked at the outbox: a
+    /// failure since then means there may be more to deliver, and so does an
+    /// unsettled write.
+    pub fn trust_again(&self, failures_before: u64) {
+        if self.failures() != failures_before || self.unsettled() > 0 {
+            return;
+        }
         if !self.inner.trusted.swap(true, Ordering::SeqCst) {
             metrics::gauge!("usergraph_cache_trusted").set(1.0);
             tracing::info!(
@@ -265,7 +391,10 @@ impl Cache {
             .iter()
             .map(|id| self.full_key(&family.key(id)))
             .collect();
+        let trusted = self.is_trusted();
         let cached = self.mget(&keys).await;
+        // A miss remembers the version it saw (a tombstone, another shape):
+        // the database holds at least that version.
         let mut misses = Vec::new();
         for ((id, key), raw) in ids.iter().zip(keys).zip(cached) {
             match raw
@@ -275,7 +404,7 @@ impl Cache {
                 Some(value) => {
                     found.insert(id.clone(), value);
                 }
-                None => misses.push((id.clone(), key)),
+                None => misses.push((id.clone(), key, raw.as_deref().and_then(version_of))),
             }
         }
         let name = self.inner.backend.name();
@@ -286,15 +415,24 @@ impl Cache {
         if misses.is_empty() {
             return Ok(found);
         }
+        if !trusted {
+            // Without the cache there is nothing to tell a load that began
+            // before another replica's write from one that began after it:
+            // every request reads for itself.
+            let ids = misses.into_iter().map(|(id, _, _)| id).collect();
+            let loaded = self.load_and_fill(family, ids, &load, None).await?;
+            found.extend(loaded.into_iter().map(|(id, (_, _, value))| (id, value)));
+            return Ok(found);
+        }
 
         // Lead the loads nobody runs yet; follow the others.
         let mut led = Vec::new();
         let mut followed = Vec::new();
         {
-            let mut flights = self.inner.flights.lock().unwrap_or_else(|e| e.into_inner());
-            for (id, key) in misses {
+            let mut flights = self.flights();
+            for (id, key, seen) in misses {
                 match flights.get(&key) {
-                    Some(flight) => followed.push((id, flight.subscribe())),
+                    Some(flight) => followed.push((id, seen, flight.subscribe())),
                     None => {
                         let (tx, _) = watch::channel(None);
                         flights.insert(key.clone(), tx);
@@ -308,55 +446,50 @@ impl Cache {
                 cache: self,
                 keys: led.iter().map(|(_, key)| key.clone()).collect(),
             };
-            let loaded = self
-                .load_and_fill(
-                    family,
-                    led.iter().map(|(id, _)| id.clone()).collect(),
-                    &load,
-                )
-                .await?;
-            if let Ok(flights) = self.inner.flights.lock() {
-                for (id, key) in &led {
-                    if let Some(flight) = flights.get(key) {
-                        flight.send_replace(Some(loaded.get(id).map(|(json, _)| json.clone())));
-                    }
-                }
-            }
+            let ids = led.iter().map(|(id, _)| id.clone()).collect();
+            let loaded = self.load_and_fill(family, ids, &load, Some(&led)).await?;
             drop(lead);
-            found.extend(loaded.into_iter().map(|(id, (_, value))| (id, value)));
+            found.extend(loaded.into_iter().map(|(id, (_, _, value))| (id, value)));
         }
         let mut orphaned = Vec::new();
-        for (id, mut rx) in followed {
+        for (id, seen, mut rx) in followed {
             metrics::counter!("usergraph_cache_coalesced_total").increment(1);
             let outcome = rx
                 .wait_for(Option::is_some)
                 .await
                 .map(|o| o.clone().flatten());
             match outcome {
-                Ok(Some(json)) => {
-                    if let Ok(value) = serde_json::from_str::<T>(&json) {
+                // Older than what this request saw in the cache: the leader
+                // read before a write that this request must see.
+                Ok(Some((version, _))) if seen.is_some_and(|s| version < s) => orphaned.push(id),
+                Ok(Some((_, json))) => match serde_json::from_str::<T>(&json) {
+                    Ok(value) => {
                         found.insert(id, value);
                     }
-                }
+                    Err(_) => orphaned.push(id),
+                },
                 Ok(None) => {}
                 // The leader was cancelled or failed: load it ourselves.
                 Err(_) => orphaned.push(id),
             }
         }
         if !orphaned.is_empty() {
-            let loaded = self.load_and_fill(family, orphaned, &load).await?;
-            found.extend(loaded.into_iter().map(|(id, (_, value))| (id, value)));
+            let loaded = self.load_and_fill(family, orphaned, &load, None).await?;
+            found.extend(loaded.into_iter().map(|(id, (_, _, value))| (id, value)));
         }
         Ok(found)
     }
 
-    /// Runs `load` and fills what it found; returns each value with its JSON.
+    /// Runs `load`, hands the outcome to the requests waiting on the
+    /// flights it `leads` (before filling, so they do not wait on the cache),
+    /// then fills what it found. Returns each value with its version and JSON.
     async fn load_and_fill<K, T, F, Fut>(
         &self,
         family: &Family,
         ids: Vec<K>,
         load: &F,
-    ) -> AppResult<HashMap<K, (String, T)>>
+        leads: Option<&[(K, String)]>,
+    ) -> AppResult<HashMap<K, (u64, String, T)>>
     where
         K: Display + Eq + Hash + Clone,
         T: Serialize,
@@ -364,23 +497,34 @@ impl Cache {
         Fut: Future<Output = AppResult<Vec<(K, u64, T)>>>,
     {
         let rows = load(ids).await?;
-        let mut writes = Vec::with_capacity(rows.len());
         let mut out = HashMap::with_capacity(rows.len());
         for (id, version, value) in rows {
-            let Ok(json) = serde_json::to_string(&value) else {
-                continue;
-            };
-            let key = self.full_key(&family.key(&id));
-            writes.push(Write::data(key, version, family.shape, &json, family.ttl));
-            out.insert(id, (json, value));
+            if let Ok(json) = serde_json::to_string(&value) {
+                out.insert(id, (version, json, value));
+            }
+        }
+        if let Some(leads) = leads {
+            let flights = self.flights();
+            for (id, key) in leads {
+                if let Some(flight) = flights.get(key) {
+                    let outcome = out.get(id).map(|(v, json, _)| (*v, json.clone()));
+                    flight.send_replace(Some(outcome));
+                }
+            }
         }
         // Fills are safe at any time (a newer value or tombstone wins), but
         // not worth a timeout while the backend is known to be failing.
-        if self.is_trusted()
-            && !writes.is_empty()
-            && let Err(e) = self.inner.backend.write_if_newer(&writes).await
-        {
-            self.failed("fill", &e);
+        if self.is_trusted() && !out.is_empty() {
+            let writes: Vec<Write> = out
+                .iter()
+                .map(|(id, (version, json, _))| {
+                    let key = self.full_key(&family.key(id));
+                    Write::data(key, *version, family.shape, json, family.ttl)
+                })
+                .collect();
+            if let Err(e) = self.inner.backend.write_if_newer(&writes).await {
+                self.failed("fill", &e);
+            }
         }
         Ok(out)
     }
@@ -404,20 +548,38 @@ impl Cache {
     ///
     /// # Errors
     /// When the backend could not take them all: the caller must queue them
-    /// in the outbox (`domain::invalidations`).
-    pub async fn invalidate(&self, keys: &[(String, u64)]) -> anyhow::Result<()> {
+    /// in the outbox (`domain::invalidations`) and hold the [`Unsettled`]
+    /// until its transaction has ended.
+    pub async fn invalidate(&self, keys: &[(String, u64)]) -> Result<(), Unsettled> {
         if keys.is_empty() {
             return Ok(());
         }
-        let writes: Vec<Write> = keys
-            .iter()
-            .map(|(key, version)| Write::tombstone(self.full_key(key), *version))
-            .collect();
-        let result = self.inner.backend.write_if_newer(&writes).await;
-        if let Err(e) = &result {
-            self.failed("invalidate", e);
+        let ttl = self.inner.tombstone_ttl;
+        let mut result;
+        loop {
+            // If the generation moves while we write, the new one needs the
+            // tombstones too: a reader there may fill what it read before
+            // this write.
+            let generation = self.generation();
+            let writes: Vec<Write> = keys
+                .iter()
+                .map(|(key, version)| Write::tombstone(self.full_key(key), *version, ttl))
+                .collect();
+            result = self.inner.backend.write_if_newer(&writes).await;
+            if result.is_err() || self.generation() == generation {
+                break;
+            }
         }
-        result
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Counted before the failure is, so the worker never sees
+                // the failure without the write that depends on it.
+                self.inner.unsettled.fetch_add(1, Ordering::SeqCst);
+                self.failed("invalidate", &e);
+                Err(Unsettled(Arc::clone(&self.inner)))
+            }
+        }
     }
 
     /// Readiness: can the backend answer?
@@ -514,6 +676,12 @@ impl CacheBackend for MemoryBackend {
     async fn ping(&self) -> anyhow::Result<()> {
         Ok(())
     }
+    fn shared(&self) -> bool {
+        false
+    }
+    async fn incarnation(&self) -> anyhow::Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 #[cfg(test)]
@@ -541,20 +709,31 @@ mod tests {
         );
         assert!(replaces(&stored, &data(6, 1)), "newer data");
         assert!(
-            !replaces(&stored, &Write::tombstone("k".into(), 5)),
+            !replaces(&stored, &Write::tombstone("k".into(), 5, TOMBSTONE_TTL)),
             "a tombstone of the same version"
         );
         assert!(
-            replaces(&stored, &Write::tombstone("k".into(), 6)),
+            replaces(&stored, &Write::tombstone("k".into(), 6, TOMBSTONE_TTL)),
             "a newer tombstone"
         );
-        let tomb = Write::tombstone("k".into(), 6).value;
+        let tomb = Write::tombstone("k".into(), 6, TOMBSTONE_TTL).value;
         assert!(!replaces(&tomb, &data(5, 1)), "a late fill of the old row");
         assert!(
             replaces(&tomb, &data(6, 1)),
             "the row the tombstone announced"
         );
-        assert!(replaces("garbage", &data(0, 1)));
+        assert!(
+            !replaces("{\"live\":false}", &data(0, 1)),
+            "an older release's value is not filled over"
+        );
+        assert!(replaces(
+            "{\"live\":false}",
+            &Write::tombstone("k".into(), 0, TOMBSTONE_TTL)
+        ));
+        assert!(
+            !replaces("+5:1:x", &data(9, 1)),
+            "only plain digits are a version"
+        );
     }
 
     async fn load_counting(
@@ -596,6 +775,27 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(fresh[&1], "v2", "the late fill of version 1 was refused");
+    }
+
+    #[tokio::test]
+    async fn a_request_that_saw_a_newer_tombstone_does_not_take_an_older_load() {
+        use std::sync::atomic::AtomicUsize;
+        let cache = Cache::memory("t:");
+        let calls = AtomicUsize::new(0);
+        // A leader reads version 1 slowly; meanwhile a write tombstones
+        // version 2 and commits; then a request arrives and sees it.
+        let leader = cache.read_through(&THINGS, &[5u32], |ids| load_counting(&calls, ids, 1));
+        let follower = async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            cache.invalidate(&[(THINGS.key(5), 2)]).await.unwrap();
+            cache
+                .read_through(&THINGS, &[5u32], |ids| load_counting(&calls, ids, 2))
+                .await
+        };
+        let (old, new) = tokio::join!(leader, follower);
+        assert_eq!(old.unwrap()[&5], "v1", "the leader began before the write");
+        assert_eq!(new.unwrap()[&5], "v2", "the follower must see the write");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
@@ -659,6 +859,12 @@ mod tests {
             anyhow::ensure!(!self.down.load(Ordering::SeqCst), "down");
             Ok(())
         }
+        fn shared(&self) -> bool {
+            false
+        }
+        async fn incarnation(&self) -> anyhow::Result<Option<String>> {
+            Ok(None)
+        }
     }
 
     #[tokio::test]
@@ -668,7 +874,7 @@ mod tests {
             inner: MemoryBackend::new(),
             down: AtomicBool::new(false),
         });
-        let cache = Cache::new(backend.clone(), "t:");
+        let cache = Cache::new(backend.clone(), "t:", TOMBSTONE_TTL);
         let calls = AtomicUsize::new(0);
         let calls = &calls;
         let cache = &cache;
@@ -680,15 +886,27 @@ mod tests {
         assert_eq!(read(1).await.unwrap()[&1], "v1");
         // The write's tombstone cannot reach the backend, which keeps "v1".
         backend.down.store(true, Ordering::SeqCst);
-        assert!(cache.invalidate(&[(THINGS.key(1), 2)]).await.is_err());
+        let before = cache.failures();
+        let unsettled = cache.invalidate(&[(THINGS.key(1), 2)]).await.unwrap_err();
         assert!(!cache.is_trusted());
         // The backend answers again, still holding the stale value: reads
         // go to the database until the queued invalidation is delivered.
         backend.down.store(false, Ordering::SeqCst);
         assert_eq!(read(2).await.unwrap()[&1], "v2", "not the stale v1");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // Not while the failed write has not settled, nor after a failure
+        // the worker did not see.
+        cache.trust_again(cache.failures());
+        assert!(!cache.is_trusted(), "a write is unsettled");
+        drop(unsettled);
+        cache.trust_again(before);
+        assert!(
+            !cache.is_trusted(),
+            "a failure came after the worker looked"
+        );
         cache.invalidate(&[(THINGS.key(1), 2)]).await.unwrap();
-        cache.trust_again();
+        cache.trust_again(cache.failures());
+        assert!(cache.is_trusted());
         assert_eq!(read(2).await.unwrap()[&1], "v2");
         assert_eq!(read(2).await.unwrap()[&1], "v2");
         assert_eq!(calls.load(Ordering::SeqCst), 3, "one fill, then hits");

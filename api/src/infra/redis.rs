@@ -4,8 +4,9 @@
 //!
 //! Every call has a short timeout, so a hung Redis costs a request at most
 //! that long before the cache is bypassed; after a failure the breaker stays
-//! open for a second and calls fail at once, so an outage does not cost every
-//! request a timeout. Invalidations that fail are not retried from memory:
+//! open for a second and calls fail at once, then a single call probes while
+//! the others still fail at once, so an outage (or a stalled server) does not
+//! cost every request a timeout. Invalidations that fail are not retried from memory:
 //! they are committed to the database outbox (`domain::invalidations`) and
 //! delivered by a worker, so they survive this process.
 
@@ -20,7 +21,12 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use super::cache::{CacheBackend, Write};
 
-const OP_TIMEOUT: Duration = Duration::from_millis(500);
+/// Redis answers in well under a millisecond; a call still waiting after
+/// this is treated as failed (the database is the truth, and writes that
+/// cannot tombstone in time queue their invalidation instead).
+const OP_TIMEOUT: Duration = Duration::from_millis(250);
+/// Tombstones sent at once; larger sets go in rounds.
+const WRITE_CHUNK: usize = 256;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long calls fail at once after a failure (the breaker is open).
 const BREAKER_OPEN: Duration = Duration::from_secs(1);
@@ -32,9 +38,12 @@ local cur = redis.call('GET', KEYS[1])
 if cur then
   local v = tonumber(string.match(cur, '^(%d+):'))
   local new = tonumber(ARGV[1])
-  if v then
-    if v > new then return 0 end
-    if v == new and (ARGV[5] == '1' or string.sub(cur, 1, #ARGV[2]) == ARGV[2]) then return 0 end
+  if not v then
+    if ARGV[5] ~= '1' then return 0 end
+  elseif v > new then
+    return 0
+  elseif v == new and (ARGV[5] == '1' or string.sub(cur, 1, #ARGV[2]) == ARGV[2]) then
+    return 0
   end
 end
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
@@ -134,8 +143,18 @@ enum Source {
 pub struct RedisBackend {
     source: Source,
     write_if_newer: redis::Script,
-    /// Calls fail at once until then (set by a failure).
-    open_until: Mutex<Option<Instant>>,
+    breaker: Mutex<Breaker>,
+}
+
+/// Closed (`open_until` unset): calls go through. Open: they fail at once
+/// until `open_until`; then one call probes (`probing`, since when) while
+/// the others still fail at once, and its outcome closes or reopens the
+/// breaker. A probe that never reports (its request was cancelled) is
+/// replaced after two timeouts.
+#[derive(Default)]
+struct Breaker {
+    open_until: Option<Instant>,
+    probing: Option<Instant>,
 }
 
 impl RedisBackend {
@@ -173,7 +192,7 @@ impl RedisBackend {
         Ok(Arc::new(Self {
             source,
             write_if_newer: redis::Script::new(WRITE_IF_NEWER),
-            open_until: Mutex::new(None),
+            breaker: Mutex::new(Breaker::default()),
         }))
     }
 
@@ -201,26 +220,44 @@ impl RedisBackend {
         }
     }
 
-    fn breaker_open(&self) -> bool {
-        self.open_until
-            .lock()
-            .map(|until| until.is_some_and(|t| Instant::now() < t))
-            .unwrap_or(false)
+    fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.breaker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a call may go to Redis now.
+    fn admit(&self) -> bool {
+        let mut breaker = self.breaker();
+        match breaker.open_until {
+            None => true,
+            Some(until) if Instant::now() < until => false,
+            Some(_)
+                if breaker
+                    .probing
+                    .is_some_and(|t| t.elapsed() < OP_TIMEOUT * 2) =>
+            {
+                false
+            }
+            Some(_) => {
+                breaker.probing = Some(Instant::now());
+                true
+            }
+        }
     }
 
     /// Records the outcome of a call: a failure opens the breaker.
     fn record<T>(&self, result: anyhow::Result<T>) -> anyhow::Result<T> {
-        if let Ok(mut until) = self.open_until.lock() {
-            *until = match &result {
-                Ok(_) => None,
-                Err(_) => Some(Instant::now() + BREAKER_OPEN),
-            };
-        }
+        let mut breaker = self.breaker();
+        breaker.probing = None;
+        breaker.open_until = match &result {
+            Ok(_) => None,
+            Err(_) => Some(Instant::now() + BREAKER_OPEN),
+        };
+        drop(breaker);
         result
     }
 
     async fn guarded<T>(&self, call: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-        if self.breaker_open() {
+        if !self.admit() {
             anyhow::bail!("redis unavailable (failing fast for {BREAKER_OPEN:?} after an error)");
         }
         self.record(call.await)
@@ -272,20 +309,43 @@ impl CacheBackend for RedisBackend {
     async fn write_if_newer(&self, writes: &[Write]) -> anyhow::Result<()> {
         // One script call per key (a cluster routes each by its own key),
         // sent concurrently over the multiplexed connection.
-        let calls = writes.iter().map(|w| {
-            let mut invocation = self.write_if_newer.key(&w.key);
-            invocation
-                .arg(w.version)
-                .arg(&w.header)
-                .arg(&w.value)
-                .arg(u64::try_from(w.ttl.as_millis()).unwrap_or(u64::MAX).max(1))
-                .arg(if w.is_tombstone() { "1" } else { "0" });
-            async move { self.invoke::<i64>(&invocation).await }
-        });
-        for result in futures_util::future::join_all(calls).await {
-            result?;
+        for chunk in writes.chunks(WRITE_CHUNK) {
+            let calls = chunk.iter().map(|w| {
+                let mut invocation = self.write_if_newer.key(&w.key);
+                invocation
+                    .arg(w.version)
+                    .arg(&w.header)
+                    .arg(&w.value)
+                    .arg(u64::try_from(w.ttl.as_millis()).unwrap_or(u64::MAX).max(1))
+                    .arg(if w.is_tombstone() { "1" } else { "0" });
+                async move { self.invoke::<i64>(&invocation).await }
+            });
+            for result in futures_util::future::join_all(calls).await {
+                result?;
+            }
         }
         Ok(())
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    /// `run_id` from `INFO server`: new after a restart or a failover. A
+    /// cluster has one per node, so there is none to compare.
+    async fn incarnation(&self) -> anyhow::Result<Option<String>> {
+        if matches!(self.source, Source::Cluster { .. }) {
+            return Ok(None);
+        }
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("server");
+        let info: String = self.record(self.query(&cmd).await)?;
+        let run_id = info
+            .lines()
+            .find_map(|l| l.strip_prefix("run_id:"))
+            .map(|id| id.trim().to_owned())
+            .context("INFO server has no run_id")?;
+        Ok(Some(run_id))
     }
 
     /// Bypasses the breaker: this is how recovery is noticed.

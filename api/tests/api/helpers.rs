@@ -152,6 +152,14 @@ pub async fn start(config: Config, db: Option<TestDb>, options: BuildOptions) ->
         .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();
+    // A shared cache is trusted once the worker has checked it (at once,
+    // when Redis answers); tests of a dead Redis go on without it.
+    for _ in 0..100 {
+        if state.cache.is_trusted() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;

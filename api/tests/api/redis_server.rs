@@ -111,6 +111,11 @@ impl RedisServer {
         self.kill();
     }
 
+    /// Kills the server at once: what it did not save is lost.
+    pub fn kill_without_saving(&mut self) {
+        self.kill();
+    }
+
     /// Starts again on the same port, loading the data saved by
     /// [`RedisServer::stop_keeping_data`].
     pub async fn restart(&mut self) {
