@@ -47,6 +47,8 @@ pub struct Application {
 /// # Errors
 /// When the database cannot be reached or migrated, or Redis's URL is unusable.
 pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Result<AppState> {
+    // Before anything records a metric: values set earlier would be lost.
+    crate::telemetry::metrics_handle();
     let db = Db::connect(&config, options.lazy_database).await?;
     if config.auto_migrate && !options.lazy_database {
         db.migrate().await?;

@@ -209,7 +209,13 @@ pub fn spawn_worker(state: &AppState) {
         loop {
             tick_every.tick().await;
             let Some(app) = weak.upgrade() else { break };
-            match tick(&app).await {
+            let outcome = tick(&app).await;
+            metrics::gauge!("usergraph_cache_trusted").set(if app.cache.is_trusted() {
+                1.0
+            } else {
+                0.0
+            });
+            match outcome {
                 Ok(n) => {
                     if failing {
                         tracing::info!("cache invalidation worker: database reachable again");
