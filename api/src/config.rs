@@ -402,6 +402,13 @@ impl Config {
 }
 
 fn check_database_url(var: &'static str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory")) {
+        // Each pooled connection would get a database of its own.
+        return Err(err(
+            var,
+            "an in-memory SQLite database cannot be shared by the connection pools; use a file",
+        ));
+    }
     if url.starts_with("sqlite:")
         || url.starts_with("postgres://")
         || url.starts_with("postgresql://")

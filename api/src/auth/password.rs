@@ -26,8 +26,11 @@ use crate::error::AppError;
 
 /// Jobs that may wait per hashing thread before callers are shed.
 const QUEUE_PER_THREAD: usize = 4;
-/// How much costlier than ours a stored hash may be and still be verified.
+/// How much costlier than ours a stored hash may be and still be verified
+/// (in memory), and the memory any stored hash may use regardless, so that
+/// lowering our cost never locks out users hashed at the old one.
 const FOREIGN_COST_FACTOR: usize = 4;
+const FOREIGN_MEMORY_FLOOR_KIB: usize = 64 * 1024;
 
 /// The outcome of checking a password against a stored hash.
 #[derive(Debug, PartialEq, Eq)]
@@ -232,10 +235,14 @@ fn compute(
     limit: usize,
 ) -> Result<(), AppError> {
     let need = argon.params().block_count();
-    if need > limit.saturating_mul(FOREIGN_COST_FACTOR) {
+    if need
+        > limit
+            .saturating_mul(FOREIGN_COST_FACTOR)
+            .max(FOREIGN_MEMORY_FLOOR_KIB)
+    {
         return Err(internal(
             "stored hash",
-            format!("needs {need} KiB of memory, over {FOREIGN_COST_FACTOR} times ours"),
+            format!("needs {need} KiB of memory, over the limit for stored hashes"),
         ));
     }
     if need > limit {

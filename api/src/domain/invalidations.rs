@@ -171,9 +171,7 @@ pub async fn tick(app: &App) -> AppResult<usize> {
     // Read before looking at anything: a failure or a failed write from now
     // on means this round cannot vouch for the cache.
     let failures = app.cache.failures();
-    if app.cache.unsettled() > 0 {
-        return deliver(app).await.map(|(n, _)| n);
-    }
+    // Always first: rows must reach the generation replicas read.
     if !sync_generation(app).await? {
         return Ok(0);
     }
@@ -209,7 +207,15 @@ pub fn spawn_worker(state: &AppState) {
         loop {
             tick_every.tick().await;
             let Some(app) = weak.upgrade() else { break };
-            let outcome = tick(&app).await;
+            // Its own task: a panic ends that round, not the worker.
+            let round = std::sync::Arc::clone(&app);
+            let outcome = tokio::spawn(crate::db::in_background(async move { tick(&round).await }))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(AppError::internal(anyhow::anyhow!(
+                        "a cache invalidation round panicked"
+                    )))
+                });
             metrics::gauge!("usergraph_cache_trusted").set(if app.cache.is_trusted() {
                 1.0
             } else {

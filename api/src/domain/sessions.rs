@@ -433,8 +433,9 @@ pub async fn list_live(app: &App, user_id: Uuid) -> AppResult<Vec<SessionView>> 
 /// How long ended sessions are kept (for the user's view of recent activity
 /// and for reuse detection) before they are deleted.
 const KEEP_ENDED: chrono::Duration = chrono::Duration::days(7);
-/// Sessions whose rotated hashes one statement deletes.
+/// Sessions whose rotated hashes one statement deletes, and at most how many.
 const ROTATED_CHUNK: usize = 20;
+const ROTATED_ROWS: u64 = 1000;
 
 /// Deletes sessions that expired or were revoked more than a week ago, with
 /// their rotated refresh-token hashes (one per refresh). Works in batches of
@@ -478,15 +479,30 @@ pub async fn purge_ended(app: &App, batch: u64) -> AppResult<(u64, u32)> {
     Ok((deleted, batches))
 }
 
-/// Deletes sessions `ids` after their rotated hashes, a few sessions' worth
-/// per statement (each found through the `session_id` index; a month of
-/// refreshes leaves about 2,900 per session); returns how many sessions went.
+/// Deletes sessions `ids` after their rotated hashes: a few sessions at a
+/// time (found through the `session_id` index), at most [`ROTATED_ROWS`]
+/// rows per statement (a month of refreshes leaves about 2,900 per
+/// session); returns how many sessions went.
 async fn delete_batch(app: &App, ids: Vec<Uuid>) -> AppResult<u64> {
+    use sea_orm::sea_query::Query;
     for sessions in ids.chunks(ROTATED_CHUNK) {
-        rotated_refresh_token::Entity::delete_many()
-            .filter(rotated_refresh_token::Column::SessionId.is_in(sessions.to_vec()))
-            .exec(&app.db.write)
-            .await?;
+        loop {
+            let some = Query::select()
+                .column(rotated_refresh_token::Column::TokenHash)
+                .from(rotated_refresh_token::Entity)
+                .and_where(rotated_refresh_token::Column::SessionId.is_in(sessions.to_vec()))
+                .limit(ROTATED_ROWS)
+                .to_owned();
+            let gone = rotated_refresh_token::Entity::delete_many()
+                .filter(rotated_refresh_token::Column::TokenHash.in_subquery(some))
+                .exec(&app.db.write)
+                .await?
+                .rows_affected;
+            if gone < ROTATED_ROWS {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
     }
     Ok(session::Entity::delete_many()
         .filter(session::Column::Id.is_in(ids))

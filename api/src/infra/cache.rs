@@ -179,6 +179,16 @@ struct Inner {
     /// rolled back) yet: their outbox rows may still be invisible.
     unsettled: AtomicUsize,
     tombstone_ttl: Duration,
+    /// Set once the worker has read the generation from the database: until
+    /// then a tombstone could go to a generation nobody reads, so writes
+    /// queue their invalidations instead.
+    synced: AtomicBool,
+    /// After a generation change the cache is not trusted again before
+    /// this: requests that read the database before writes that other
+    /// replicas, not yet moved, tombstoned in the old generation must have
+    /// ended first.
+    settle: Duration,
+    settle_until: Mutex<Option<std::time::Instant>>,
     flights: Mutex<Flights>,
 }
 
@@ -229,6 +239,7 @@ impl Cache {
     /// could still fill what it read before a write.
     pub fn new(backend: Arc<dyn CacheBackend>, prefix: &str, tombstone_ttl: Duration) -> Self {
         let trusted = !backend.shared();
+        let synced = trusted;
         metrics::gauge!("usergraph_cache_trusted").set(if trusted { 1.0 } else { 0.0 });
         Self {
             inner: Arc::new(Inner {
@@ -239,6 +250,9 @@ impl Cache {
                 failures: AtomicU64::new(0),
                 unsettled: AtomicUsize::new(0),
                 tombstone_ttl: tombstone_ttl.max(TOMBSTONE_TTL),
+                synced: AtomicBool::new(synced),
+                settle: tombstone_ttl / 2,
+                settle_until: Mutex::new(None),
                 flights: Mutex::new(HashMap::new()),
             }),
         }
@@ -276,13 +290,19 @@ impl Cache {
         self.inner.generation.load(Ordering::SeqCst)
     }
 
-    /// Moves to generation `n` (never back).
+    /// Moves to generation `n` (never back), read from the database. A
+    /// move after the first stops trusting the cache for a settling period
+    /// (see `Inner::settle`).
     pub fn set_generation(&self, n: u64) {
         let old = self.inner.generation.fetch_max(n, Ordering::SeqCst);
-        if n > old {
-            tracing::info!(
-                generation = n,
-                "cache generation changed: earlier keys are ignored"
+        let first = !self.inner.synced.swap(true, Ordering::SeqCst);
+        if n > old && !first {
+            if let Ok(mut until) = self.inner.settle_until.lock() {
+                *until = Some(std::time::Instant::now() + self.inner.settle);
+            }
+            self.failed(
+                "generation",
+                &anyhow::anyhow!("the cache moved to generation {n}"),
             );
         }
     }
@@ -350,10 +370,24 @@ impl Cache {
     /// failure since then means there may be more to deliver, and so does an
     /// unsettled write.
     pub fn trust_again(&self, failures_before: u64) {
-        if self.failures() != failures_before || self.unsettled() > 0 {
+        let settling = self
+            .inner
+            .settle_until
+            .lock()
+            .map(|u| u.is_some_and(|t| std::time::Instant::now() < t))
+            .unwrap_or(false);
+        let clean = || self.failures() == failures_before && self.unsettled() == 0;
+        if settling || !clean() {
             return;
         }
-        if !self.inner.trusted.swap(true, Ordering::SeqCst) {
+        let was = self.inner.trusted.swap(true, Ordering::SeqCst);
+        // A failure between the check and the swap cleared the flag first
+        // and the swap just set it again: look once more.
+        if !clean() {
+            self.inner.trusted.store(false, Ordering::SeqCst);
+            return;
+        }
+        if !was {
             metrics::gauge!("usergraph_cache_trusted").set(1.0);
             tracing::info!(
                 backend = self.inner.backend.name(),
@@ -391,8 +425,10 @@ impl Cache {
             .iter()
             .map(|id| self.full_key(&family.key(id)))
             .collect();
-        let trusted = self.is_trusted();
+        let generation = self.generation();
         let cached = self.mget(&keys).await;
+        // After the multi-get: a failure of that very call counts too.
+        let trusted = self.is_trusted();
         // A miss remembers the version it saw (a tombstone, another shape):
         // the database holds at least that version.
         let mut misses = Vec::new();
@@ -420,7 +456,9 @@ impl Cache {
             // before another replica's write from one that began after it:
             // every request reads for itself.
             let ids = misses.into_iter().map(|(id, _, _)| id).collect();
-            let loaded = self.load_and_fill(family, ids, &load, None).await?;
+            let loaded = self
+                .load_and_fill(family, ids, &load, None, generation)
+                .await?;
             found.extend(loaded.into_iter().map(|(id, (_, _, value))| (id, value)));
             return Ok(found);
         }
@@ -447,7 +485,9 @@ impl Cache {
                 keys: led.iter().map(|(_, key)| key.clone()).collect(),
             };
             let ids = led.iter().map(|(id, _)| id.clone()).collect();
-            let loaded = self.load_and_fill(family, ids, &load, Some(&led)).await?;
+            let loaded = self
+                .load_and_fill(family, ids, &load, Some(&led), generation)
+                .await?;
             drop(lead);
             found.extend(loaded.into_iter().map(|(id, (_, _, value))| (id, value)));
         }
@@ -468,13 +508,18 @@ impl Cache {
                     }
                     Err(_) => orphaned.push(id),
                 },
+                // "No such row" from a leader that may have read before
+                // the write this request saw.
+                Ok(None) if seen.is_some() => orphaned.push(id),
                 Ok(None) => {}
                 // The leader was cancelled or failed: load it ourselves.
                 Err(_) => orphaned.push(id),
             }
         }
         if !orphaned.is_empty() {
-            let loaded = self.load_and_fill(family, orphaned, &load, None).await?;
+            let loaded = self
+                .load_and_fill(family, orphaned, &load, None, generation)
+                .await?;
             found.extend(loaded.into_iter().map(|(id, (_, _, value))| (id, value)));
         }
         Ok(found)
@@ -489,6 +534,7 @@ impl Cache {
         ids: Vec<K>,
         load: &F,
         leads: Option<&[(K, String)]>,
+        generation: u64,
     ) -> AppResult<HashMap<K, (u64, String, T)>>
     where
         K: Display + Eq + Hash + Clone,
@@ -513,8 +559,9 @@ impl Cache {
             }
         }
         // Fills are safe at any time (a newer value or tombstone wins), but
-        // not worth a timeout while the backend is known to be failing.
-        if self.is_trusted() && !out.is_empty() {
+        // not worth a timeout while the backend is known to be failing; and
+        // never into a generation other than the one this read began in.
+        if self.is_trusted() && self.generation() == generation && !out.is_empty() {
             let writes: Vec<Write> = out
                 .iter()
                 .map(|(id, (version, json, _))| {
@@ -553,6 +600,10 @@ impl Cache {
     pub async fn invalidate(&self, keys: &[(String, u64)]) -> Result<(), Unsettled> {
         if keys.is_empty() {
             return Ok(());
+        }
+        if !self.inner.synced.load(Ordering::SeqCst) {
+            self.inner.unsettled.fetch_add(1, Ordering::SeqCst);
+            return Err(Unsettled(Arc::clone(&self.inner)));
         }
         let ttl = self.inner.tombstone_ttl;
         let mut result;
@@ -836,10 +887,12 @@ mod tests {
         assert_eq!(got.expect("not stranded").unwrap()[&3], "v1");
     }
 
-    /// A backend that fails while `down` is set, holding its data meanwhile.
+    /// A backend that fails while `down` is set, holding its data meanwhile;
+    /// `shared` makes it behave as Redis does (untrusted until synced).
     struct Flaky {
         inner: MemoryBackend,
         down: AtomicBool,
+        shared: bool,
     }
 
     #[async_trait::async_trait]
@@ -860,7 +913,7 @@ mod tests {
             Ok(())
         }
         fn shared(&self) -> bool {
-            false
+            self.shared
         }
         async fn incarnation(&self) -> anyhow::Result<Option<String>> {
             Ok(None)
@@ -873,6 +926,7 @@ mod tests {
         let backend = Arc::new(Flaky {
             inner: MemoryBackend::new(),
             down: AtomicBool::new(false),
+            shared: false,
         });
         let cache = Cache::new(backend.clone(), "t:", TOMBSTONE_TTL);
         let calls = AtomicUsize::new(0);
@@ -910,5 +964,35 @@ mod tests {
         assert_eq!(read(2).await.unwrap()[&1], "v2");
         assert_eq!(read(2).await.unwrap()[&1], "v2");
         assert_eq!(calls.load(Ordering::SeqCst), 3, "one fill, then hits");
+    }
+
+    #[tokio::test]
+    async fn a_shared_cache_is_not_used_before_its_generation_is_known() {
+        let backend = Arc::new(Flaky {
+            inner: MemoryBackend::new(),
+            down: AtomicBool::new(false),
+            shared: true,
+        });
+        let cache = Cache::new(backend, "t:", TOMBSTONE_TTL);
+        assert!(!cache.is_trusted(), "untrusted from the start");
+        // A write before the first sync cannot know which generation replicas
+        // read: it must queue its invalidation.
+        let unsettled = cache.invalidate(&[(THINGS.key(1), 1)]).await.unwrap_err();
+        drop(unsettled);
+        cache.set_generation(3);
+        assert_eq!(cache.generation(), 3);
+        cache.trust_again(cache.failures());
+        assert!(cache.is_trusted(), "the first sync sets no settling period");
+        cache.invalidate(&[(THINGS.key(1), 1)]).await.unwrap();
+        assert!(cache.key_of("user:1").starts_with("t:g3:"));
+
+        // A later move: untrusted, and not trusted again while it settles,
+        // even by a clean round.
+        cache.set_generation(4);
+        assert!(!cache.is_trusted());
+        cache.trust_again(cache.failures());
+        assert!(!cache.is_trusted(), "still settling");
+        cache.set_generation(2);
+        assert_eq!(cache.generation(), 4, "never back");
     }
 }

@@ -144,6 +144,18 @@ pub struct RedisBackend {
     source: Source,
     write_if_newer: redis::Script,
     breaker: Mutex<Breaker>,
+    info_refused: std::sync::atomic::AtomicBool,
+}
+
+/// Whether `err` is Redis answering with an error (a refusal), as opposed to
+/// not answering (down, timed out, connection lost).
+fn is_refusal(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<redis::RedisError>().is_some_and(|e| {
+        !(e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal())
+    })
 }
 
 /// Closed (`open_until` unset): calls go through. Open: they fail at once
@@ -193,6 +205,7 @@ impl RedisBackend {
             source,
             write_if_newer: redis::Script::new(WRITE_IF_NEWER),
             breaker: Mutex::new(Breaker::default()),
+            info_refused: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -339,7 +352,25 @@ impl CacheBackend for RedisBackend {
         }
         let mut cmd = redis::cmd("INFO");
         cmd.arg("server");
-        let info: String = self.record(self.query(&cmd).await)?;
+        let info: String = match self.query(&cmd).await {
+            Ok(info) => self.record(Ok(info))?,
+            // An answer, only not the one asked for (INFO denied by an ACL,
+            // or renamed): Redis is up, so the breaker stays as it is; the
+            // check is skipped, as in cluster mode.
+            Err(e) if is_refusal(&e) => {
+                if !self
+                    .info_refused
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "Redis refuses INFO: a restart or failover of Redis cannot be detected, so values it kept from before could be served until their TTL; allow INFO for usergraph's Redis user (+info)"
+                    );
+                }
+                return Ok(None);
+            }
+            Err(e) => return self.record(Err(e)),
+        };
         let run_id = info
             .lines()
             .find_map(|l| l.strip_prefix("run_id:"))

@@ -154,7 +154,7 @@ pub async fn start(config: Config, db: Option<TestDb>, options: BuildOptions) ->
     let state = app.state().clone();
     // A shared cache is trusted once the worker has checked it (at once,
     // when Redis answers); tests of a dead Redis go on without it.
-    for _ in 0..100 {
+    for _ in 0..250 {
         if state.cache.is_trusted() {
             break;
         }

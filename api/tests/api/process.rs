@@ -96,12 +96,16 @@ async fn sigterm_drains_in_flight_requests() {
         "healthcheck sees the running server"
     );
 
-    // Each registration hashes with the production argon2 cost, and hashing
-    // is limited to one per core: these stay in flight for a while.
+    // Each registration hashes with the production argon2 cost, one per
+    // core at a time, behind a queue of a few per core (the rest are shed):
+    // when the first one is answered, the others it admitted are still in
+    // flight, and that is when SIGTERM comes.
+    let (first_done, mut first) = tokio::sync::mpsc::channel::<()>(40);
     let requests: Vec<_> = (0..40)
         .map(|i| {
             let client = client.clone();
             let url = format!("{base}/graphql");
+            let first_done = first_done.clone();
             tokio::spawn(async move {
                 let body = json!({ "query": format!(
                     "mutation {{ register(input: {{email: \"drain{i}@example.com\", password: \"correct horse battery staple\"}}) {{ user {{ id }} }} }}"
@@ -109,11 +113,15 @@ async fn sigterm_drains_in_flight_requests() {
                 let res = client.post(url).json(&body).send().await.expect("request answered");
                 let status = res.status();
                 let body: serde_json::Value = res.json().await.expect("json");
+                if body["data"]["register"].is_object() {
+                    let _ = first_done.try_send(());
+                }
                 (status, body, Instant::now())
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    drop(first_done);
+    first.recv().await.expect("one registration succeeds");
     let signalled = Instant::now();
     let kill = Command::new("kill")
         .arg("-TERM")
