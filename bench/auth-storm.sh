@@ -33,7 +33,9 @@ out="bench/results/$(date -u +%Y-%m-%d)-auth-storm.md"
   echo
   echo "## auth storm, $(date -u +%H:%M) UTC"
   echo
-  echo "$(nproc) cores, $(git rev-parse --short HEAD), database ${DATABASE_URL%%:*}, cache ${REDIS_URL:+redis}${REDIS_URL:-in-process}, argon2id m=19456 KiB t=2 p=1"
+  cache=in-process
+  [ -n "${REDIS_URL:-}" ] && cache=redis
+  echo "$(nproc) cores, $(git rev-parse --short HEAD), database ${DATABASE_URL%%:*}, cache $cache, argon2id m=19456 KiB t=2 p=1"
   echo
 } >>"$out"
 python3 bench/auth_storm.py "http://127.0.0.1:$port" "$pid" "$out"

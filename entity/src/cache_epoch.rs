@@ -12,6 +12,9 @@ pub struct Model {
     pub name: String,
     pub version: i64,
     pub marker: Option<String>,
+    /// When the `cache` generation replaced an earlier one (none for the
+    /// first): replicas wait for requests older than that to end.
+    pub moved_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,7 +5,8 @@
 //! - `cache_epochs`, one version counter per cached set that has no row of
 //!   its own (`roles`: the whole role catalogue), and `cache`: the generation
 //!   every cache key lives under, with the Redis `run_id` it was last seen
-//!   with (a new one means Redis may have lost writes: a new generation);
+//!   with (a new one means Redis may have lost writes: a new generation) and
+//!   when that generation replaced an earlier one;
 //! - `cache_outbox`, the invalidations a write commits with its own
 //!   transaction, delivered to the cache by a worker, so an invalidation that
 //!   could not reach Redis is not lost with the process;
@@ -48,6 +49,11 @@ impl MigrationTrait for Migration {
                             .not_null(),
                     )
                     .col(ColumnDef::new(CacheEpochs::Marker).string_len(64).null())
+                    .col(
+                        ColumnDef::new(CacheEpochs::MovedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -155,6 +161,7 @@ enum CacheEpochs {
     Name,
     Version,
     Marker,
+    MovedAt,
 }
 
 #[derive(DeriveIden)]

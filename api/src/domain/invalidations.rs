@@ -98,24 +98,31 @@ async fn sync_generation(app: &App) -> AppResult<bool> {
         return Ok(false);
     };
     let mut generation = row.version;
+    let mut moved_at = row.moved_at;
     if let Some(run_id) = incarnation
         && row.marker.as_deref() != Some(run_id.as_str())
     {
-        // Only the first replica to notice starts the new generation.
+        // Only the first replica to notice starts the new generation. The
+        // first contact ever replaces nothing: no settling.
+        let moved = row.marker.is_some().then(now);
         cache_epoch::Entity::update_many()
             .col_expr(
                 cache_epoch::Column::Version,
                 sea_orm::sea_query::ExprTrait::add(Expr::col(cache_epoch::Column::Version), 1),
             )
             .col_expr(cache_epoch::Column::Marker, Expr::value(run_id.clone()))
+            .col_expr(cache_epoch::Column::MovedAt, Expr::value(moved))
             .filter(cache_epoch::Column::Name.eq(GENERATION))
             .filter(cache_epoch::Column::Version.eq(row.version))
             .exec(&app.db.write)
             .await?;
-        generation = cache_epoch::Entity::find_by_id(GENERATION.to_owned())
+        if let Some(now_row) = cache_epoch::Entity::find_by_id(GENERATION.to_owned())
             .one(&app.db.write)
             .await?
-            .map_or(generation, |r| r.version);
+        {
+            generation = now_row.version;
+            moved_at = now_row.moved_at;
+        }
         if row.marker.is_some() {
             tracing::warn!(
                 generation,
@@ -124,7 +131,7 @@ async fn sync_generation(app: &App) -> AppResult<bool> {
         }
     }
     app.cache
-        .set_generation(u64::try_from(generation).unwrap_or(0));
+        .set_generation(u64::try_from(generation).unwrap_or(0), moved_at);
     Ok(true)
 }
 
@@ -183,24 +190,18 @@ pub async fn tick(app: &App) -> AppResult<usize> {
 }
 
 /// Runs [`tick`] every [`INTERVAL`] on this replica when the cache is
-/// shared; with the in-process cache (one replica, nothing to lose) it only
-/// clears rows a Redis-backed run may have left. Database statements of the
-/// worker are not counted as request work ([`crate::db::in_background`]).
-/// Holds only a weak reference, so it stops with the application.
+/// shared. With the in-process cache there is nothing to deliver (it never
+/// fails), and queued rows, if Redis-backed replicas share the database, are
+/// theirs: no worker. Each round runs in a task of its own, so a panic ends
+/// that round, not the worker. Database statements of the worker are not
+/// counted as request work ([`crate::db::in_background`]). Holds only a weak
+/// reference, so it stops with the application.
 pub fn spawn_worker(state: &AppState) {
     let weak = std::sync::Arc::downgrade(&state.0);
+    if !state.cache.is_shared() {
+        return;
+    }
     tokio::spawn(crate::db::in_background(async move {
-        if let Some(app) = weak.upgrade()
-            && !app.cache.is_shared()
-        {
-            if let Err(e) = cache_outbox::Entity::delete_many()
-                .exec(&app.db.write)
-                .await
-            {
-                tracing::warn!(error = %e, "could not clear the cache invalidation outbox");
-            }
-            return;
-        }
         let mut tick_every = tokio::time::interval(INTERVAL);
         tick_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failing = false;
@@ -234,7 +235,7 @@ pub fn spawn_worker(state: &AppState) {
                 Err(e) => {
                     if !failing {
                         tracing::warn!(
-                            error = e.message(),
+                            error = ?e,
                             "cache invalidation worker: database unavailable"
                         );
                     }

@@ -240,6 +240,7 @@ impl Cache {
     pub fn new(backend: Arc<dyn CacheBackend>, prefix: &str, tombstone_ttl: Duration) -> Self {
         let trusted = !backend.shared();
         let synced = trusted;
+        let settle = tombstone_ttl / 2;
         metrics::gauge!("usergraph_cache_trusted").set(if trusted { 1.0 } else { 0.0 });
         Self {
             inner: Arc::new(Inner {
@@ -251,7 +252,7 @@ impl Cache {
                 unsettled: AtomicUsize::new(0),
                 tombstone_ttl: tombstone_ttl.max(TOMBSTONE_TTL),
                 synced: AtomicBool::new(synced),
-                settle: tombstone_ttl / 2,
+                settle,
                 settle_until: Mutex::new(None),
                 flights: Mutex::new(HashMap::new()),
             }),
@@ -290,21 +291,44 @@ impl Cache {
         self.inner.generation.load(Ordering::SeqCst)
     }
 
-    /// Moves to generation `n` (never back), read from the database. A
-    /// move after the first stops trusting the cache for a settling period
-    /// (see `Inner::settle`).
-    pub fn set_generation(&self, n: u64) {
-        let old = self.inner.generation.fetch_max(n, Ordering::SeqCst);
-        let first = !self.inner.synced.swap(true, Ordering::SeqCst);
-        if n > old && !first {
-            if let Ok(mut until) = self.inner.settle_until.lock() {
-                *until = Some(std::time::Instant::now() + self.inner.settle);
-            }
+    /// Moves to generation `n` (never back), as read from the database,
+    /// which says when `n` replaced an earlier generation (`moved_at`). Until
+    /// the settling period after that has passed, the cache is not trusted:
+    /// replicas that had not moved yet may have tombstoned writes only in the
+    /// old generation, and requests that read before those writes must have
+    /// ended (see `Inner::settle`).
+    pub fn set_generation(&self, n: u64, moved_at: Option<chrono::DateTime<chrono::Utc>>) {
+        self.inner.generation.fetch_max(n, Ordering::SeqCst);
+        self.inner.synced.store(true, Ordering::SeqCst);
+        let Some(moved_at) = moved_at else { return };
+        let Ok(since) = (chrono::Utc::now() - moved_at).to_std() else {
+            // moved_at is in the future (clock skew): settle fully.
+            self.settle_for(self.inner.settle, n);
+            return;
+        };
+        if let Some(left) = self.inner.settle.checked_sub(since) {
+            self.settle_for(left, n);
+        }
+    }
+
+    fn settle_for(&self, left: Duration, generation: u64) {
+        let until = std::time::Instant::now() + left;
+        if let Ok(mut settle) = self.inner.settle_until.lock() {
+            *settle = Some(settle.map_or(until, |t| t.max(until)));
+        }
+        if self.is_trusted() {
             self.failed(
                 "generation",
-                &anyhow::anyhow!("the cache moved to generation {n}"),
+                &anyhow::anyhow!(
+                    "the cache moved to generation {generation}: settling for {left:?}"
+                ),
             );
         }
+    }
+
+    /// How long the cache stays untrusted after a generation change.
+    pub fn settle_period(&self) -> Duration {
+        self.inner.settle
     }
 
     /// The full key of a logical one, in the current generation (tests and
@@ -979,20 +1003,35 @@ mod tests {
         // read: it must queue its invalidation.
         let unsettled = cache.invalidate(&[(THINGS.key(1), 1)]).await.unwrap_err();
         drop(unsettled);
-        cache.set_generation(3);
+        cache.set_generation(3, None);
         assert_eq!(cache.generation(), 3);
         cache.trust_again(cache.failures());
         assert!(cache.is_trusted(), "the first sync sets no settling period");
         cache.invalidate(&[(THINGS.key(1), 1)]).await.unwrap();
         assert!(cache.key_of("user:1").starts_with("t:g3:"));
 
-        // A later move: untrusted, and not trusted again while it settles,
-        // even by a clean round.
-        cache.set_generation(4);
+        // A later move, just now (by this replica or another): untrusted,
+        // and not trusted again while it settles, even by a clean round.
+        cache.set_generation(4, Some(chrono::Utc::now()));
         assert!(!cache.is_trusted());
         cache.trust_again(cache.failures());
         assert!(!cache.is_trusted(), "still settling");
-        cache.set_generation(2);
+        cache.set_generation(2, None);
         assert_eq!(cache.generation(), 4, "never back");
+
+        // A replica that starts long after a move settles no more.
+        let fresh = Cache::new(
+            Arc::new(Flaky {
+                inner: MemoryBackend::new(),
+                down: AtomicBool::new(false),
+                shared: true,
+            }),
+            "t:",
+            TOMBSTONE_TTL,
+        );
+        let long_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+        fresh.set_generation(4, Some(long_ago));
+        fresh.trust_again(fresh.failures());
+        assert!(fresh.is_trusted());
     }
 }

@@ -49,11 +49,24 @@ fn refused(body: &Value) -> bool {
     body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 }
 
+/// Two replicas on `redis`, with a short request timeout so that the
+/// settling period after a Redis restart (twice the timeout) is short too.
 async fn two_replicas_on(redis: &RedisServer) -> (TestApp, TestApp) {
-    let url = redis.url();
-    let a = spawn_app_with(|c| c.redis_url = Some(Secret::new(url.clone()))).await;
-    let b = spawn_replica_with(&a, |c| c.redis_url = Some(Secret::new(url.clone()))).await;
+    let (a, b) = (
+        spawn_app_with(|c| on(redis, c)).await,
+        spawn_replica_with_config(redis),
+    );
+    let b = b(&a).await;
     (a, b)
+}
+
+fn on(redis: &RedisServer, config: &mut usergraph::config::Config) {
+    config.redis_url = Some(Secret::new(redis.url()));
+    config.request_timeout = Duration::from_secs(2);
+}
+
+fn spawn_replica_with_config(redis: &RedisServer) -> impl AsyncFnOnce(&TestApp) -> TestApp + '_ {
+    async move |of: &TestApp| spawn_replica_with(of, |c| on(redis, c)).await
 }
 
 async fn outbox_len(app: &TestApp) -> u64 {
@@ -188,8 +201,7 @@ async fn a_logout_while_redis_is_frozen_is_refused_during_and_after() {
     );
     assert!(refused(&a.me(&t.access).await));
     // A replica that never saw the outage is right too, reading the cache.
-    let url = redis.url();
-    let c = spawn_replica_with(&a, |c| c.redis_url = Some(Secret::new(url))).await;
+    let c = spawn_replica_with(&a, |c| on(&redis, c)).await;
     assert!(c.state.cache.is_trusted());
     assert!(refused(&c.me(&t.access).await));
     assert!(refused(&b.me(&t.access).await));
@@ -252,14 +264,19 @@ async fn revoking_every_session_while_redis_is_down_survives_its_return_with_old
         outbox_len(&a).await == 0
     })
     .await;
-    let url = redis.url();
-    let c = spawn_replica_with(&a, |c| c.redis_url = Some(Secret::new(url))).await;
-    assert!(
-        c.state.cache.is_trusted(),
-        "the fresh replica reads the cache"
-    );
+    // A replica started now waits out the settling period too, then reads
+    // the cache (the new generation) and still refuses.
+    let c = spawn_replica_with(&a, |c| on(&redis, c)).await;
     for token in &tokens {
         assert!(refused(&c.me(token).await), "a fresh replica refuses too");
+    }
+    eventually(
+        "the fresh replica trusts the cache after settling",
+        || async { c.state.cache.is_trusted() },
+    )
+    .await;
+    for token in &tokens {
+        assert!(refused(&c.me(token).await), "and still refuses");
     }
 }
 
@@ -294,13 +311,18 @@ async fn a_redis_restarted_from_an_older_snapshot_cannot_revive_a_session() {
     for app in [&a, &b] {
         assert!(refused(&app.me(&t.access).await));
     }
-    let url = redis.url();
-    let c = spawn_replica_with(&a, |c| c.redis_url = Some(Secret::new(url))).await;
+    let c = spawn_replica_with(&a, |c| on(&redis, c)).await;
     assert!(
-        c.state.cache.is_trusted(),
-        "the fresh replica reads the cache"
+        refused(&c.me(&t.access).await),
+        "a fresh replica refuses too"
     );
-    assert!(refused(&c.me(&t.access).await), "and refuses too");
+    eventually("every replica trusts the cache after settling", || async {
+        a.state.cache.is_trusted() && b.state.cache.is_trusted() && c.state.cache.is_trusted()
+    })
+    .await;
+    for app in [&a, &b, &c] {
+        assert!(refused(&app.me(&t.access).await), "and still refuses");
+    }
     // The others keep working, on the new generation.
     let other = b.signed_up("after@example.com").await;
     assert!(a.me(&other.access).await["data"]["me"].is_object());
