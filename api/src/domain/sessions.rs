@@ -61,11 +61,6 @@ pub enum RevokeReason {
     Logout,
     LogoutAll,
     TokenReuse,
-    Revoked,
-    PasswordChanged,
-    PasswordReset,
-    Disabled,
-    Deleted,
 }
 
 impl RevokeReason {
@@ -74,11 +69,6 @@ impl RevokeReason {
             Self::Logout => "logout",
             Self::LogoutAll => "logout_all",
             Self::TokenReuse => "token_reuse",
-            Self::Revoked => "revoked",
-            Self::PasswordChanged => "password_changed",
-            Self::PasswordReset => "password_reset",
-            Self::Disabled => "user_disabled",
-            Self::Deleted => "user_deleted",
         }
     }
 }

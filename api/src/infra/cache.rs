@@ -264,10 +264,6 @@ impl Cache {
         Self::new(Arc::new(MemoryBackend::new()), prefix, TOMBSTONE_TTL)
     }
 
-    pub fn backend_name(&self) -> &'static str {
-        self.inner.backend.name()
-    }
-
     /// Whether replicas share this cache (Redis).
     pub fn is_shared(&self) -> bool {
         self.inner.backend.shared()
@@ -324,11 +320,6 @@ impl Cache {
                 ),
             );
         }
-    }
-
-    /// How long the cache stays untrusted after a generation change.
-    pub fn settle_period(&self) -> Duration {
-        self.inner.settle
     }
 
     /// The full key of a logical one, in the current generation (tests and
