@@ -206,7 +206,7 @@ fn spawn_janitor(state: &AppState) {
 pub fn router(app: AppState) -> Router {
     let config = &app.config;
     let schema = crate::graphql::build_schema(&config.graphql);
-    let sdl = schema.sdl();
+    let sdl = crate::graphql::export(&schema);
     let body_limit = config.graphql.max_body_bytes;
     let timeout = config.request_timeout;
     let cors = cors_layer(&config.cors_allowed_origins);

@@ -106,7 +106,11 @@ impl Argon2Params {
 /// Limits applied to every GraphQL request.
 #[derive(Clone, Copy, Debug)]
 pub struct GraphqlLimits {
+    /// Depth of ordinary fields (a top-level field is depth 1).
     pub max_depth: usize,
+    /// Depth of paths that pass through `__schema` or `__type`: graphql-js's
+    /// standard introspection query (what GraphiQL and codegen send) needs 15.
+    pub max_introspection_depth: usize,
     pub max_complexity: usize,
     pub max_aliases: usize,
     pub max_directives: usize,
@@ -199,13 +203,15 @@ impl Config {
         }
         let redis_key_prefix = get("REDIS_KEY_PREFIX").unwrap_or_else(|| "usergraph:".into());
 
+        // Loopback unless asked: a development server with a random signing
+        // key is not for other machines. The image and manifests set 0.0.0.0.
         let bind_addr = get("BIND_ADDR")
-            .unwrap_or_else(|| "0.0.0.0:8080".into())
+            .unwrap_or_else(|| "127.0.0.1:8080".into())
             .parse::<SocketAddr>()
             .map_err(|e| {
                 err(
                     "BIND_ADDR",
-                    format!("expected host:port, e.g. 0.0.0.0:8080 ({e})"),
+                    format!("expected host:port, e.g. 127.0.0.1:8080 ({e})"),
                 )
             })?;
 
@@ -337,6 +343,13 @@ impl Config {
         };
         let graphql = GraphqlLimits {
             max_depth: parse_num("GRAPHQL_MAX_DEPTH", get("GRAPHQL_MAX_DEPTH"), 10, 1, 100)?,
+            max_introspection_depth: parse_num(
+                "GRAPHQL_MAX_INTROSPECTION_DEPTH",
+                get("GRAPHQL_MAX_INTROSPECTION_DEPTH"),
+                15,
+                1,
+                100,
+            )?,
             max_complexity: parse_num(
                 "GRAPHQL_MAX_COMPLEXITY",
                 get("GRAPHQL_MAX_COMPLEXITY"),
@@ -537,7 +550,9 @@ mod tests {
     #[test]
     fn defaults_start_with_nothing_set() {
         let c = config(&[]).unwrap();
-        assert_eq!(c.bind_addr.port(), 8080);
+        assert_eq!(c.bind_addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.graphql.max_depth, 10);
+        assert_eq!(c.graphql.max_introspection_depth, 15);
         assert_eq!(c.jwt.access_ttl, Duration::from_secs(900));
         assert_eq!(c.jwt.refresh_ttl, Duration::from_secs(30 * 86400));
         assert!(matches!(c.jwt.key, JwtKeySource::DevRandom));

@@ -1,5 +1,7 @@
 //! Logs (tracing) and metrics (Prometheus) set-up, once per process.
 
+use std::ffi::OsString;
+use std::io::IsTerminal as _;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -21,16 +23,31 @@ pub fn init_tracing(format: LogFormat) {
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
+                    .with_ansi(false)
                     .flatten_event(true)
                     .with_current_span(true)
                     .with_span_list(false),
             )
             .try_init(),
         LogFormat::Pretty => registry
-            .with(tracing_subscriber::fmt::layer().with_target(false))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_ansi(colour(
+                        std::env::var_os("NO_COLOR"),
+                        std::io::stdout().is_terminal(),
+                    )),
+            )
             .try_init(),
     };
     drop(result);
+}
+
+/// Colour codes only for a person at a terminal: never into a file or a
+/// pipe, and never when `NO_COLOR` is set to anything but the empty string
+/// (the no-color.org convention).
+fn colour(no_color: Option<OsString>, terminal: bool) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// The process-wide Prometheus recorder (installed on first use, so several
@@ -166,4 +183,18 @@ fn describe() {
         "Failed email delivery attempts."
     );
     describe_gauge!("usergraph_build_info", "Build information.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(None, true));
+        assert!(colour(Some("".into()), true));
+        assert!(!colour(Some("1".into()), true));
+        assert!(!colour(Some("0".into()), true));
+        assert!(!colour(None, false));
+    }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 pub fn run() -> ExitCode {
     let _ = dotenvy::dotenv();
-    let bind = std::env::var("BIND_ADDR").unwrap_or_else(|_| "0.0.0.0:8080".into());
+    let bind = std::env::var("BIND_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
     let port = match bind.trim().parse::<SocketAddr>() {
         Ok(addr) => addr.port(),
         Err(_) => {

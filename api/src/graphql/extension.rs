@@ -1,7 +1,7 @@
 //! The request guard: alias limit, no mutations over GET, metrics, and the
 //! rule that every error leaving the API carries a contract code.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -18,14 +18,20 @@ pub struct ViaGet;
 /// that an operator can find the logged cause.
 pub struct RequestId(pub String);
 
+/// The request guard's limits (the engine's own depth and complexity limits
+/// stay on behind it).
+#[derive(Clone, Copy)]
 pub struct Guard {
+    pub max_depth: usize,
+    pub max_introspection_depth: usize,
     pub max_aliases: usize,
+    pub max_directives: usize,
 }
 
 impl ExtensionFactory for Guard {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(GuardExtension {
-            max_aliases: self.max_aliases,
+            limits: *self,
             seen: Mutex::new(None),
             request_id: Mutex::new(None),
         })
@@ -33,7 +39,7 @@ impl ExtensionFactory for Guard {
 }
 
 struct GuardExtension {
-    max_aliases: usize,
+    limits: Guard,
     /// The kind and name of the operation, once parsed.
     seen: Mutex<Option<(&'static str, String)>>,
     /// Copied from the request data once it is attached (at parsing).
@@ -48,17 +54,135 @@ pub fn coded_error(message: impl Into<String>, code: &str) -> ServerError {
     err
 }
 
-fn count_aliases(set: &SelectionSet) -> usize {
-    set.items
+/// What an operation costs once every fragment spread is expanded in place:
+/// depth of ordinary paths and of paths through introspection, and the
+/// aliases and directives it carries (a fragment counts each time it is
+/// spread).
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub depth: usize,
+    pub introspection_depth: usize,
+    pub aliases: usize,
+    pub directives: usize,
+}
+
+impl Shape {
+    fn merge(&mut self, other: Shape) {
+        self.depth = self.depth.max(other.depth);
+        self.introspection_depth = self.introspection_depth.max(other.introspection_depth);
+        self.aliases = self.aliases.saturating_add(other.aliases);
+        self.directives = self.directives.saturating_add(other.directives);
+    }
+}
+
+/// Fragments spread inside fragments deeper than this are refused before
+/// anything else looks at them (the measure itself recurses).
+const MAX_FRAGMENT_NESTING: usize = 32;
+
+/// Why a document cannot be measured.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unmeasurable {
+    Cycle(String),
+    TooNested,
+}
+
+/// Measures selection sets with each fragment computed once per context
+/// (outside or inside introspection), so the cost is linear in the document
+/// however often fragments are spread.
+struct Measure<'a> {
+    doc: &'a ExecutableDocument,
+    done: HashMap<(&'a str, bool), Shape>,
+    open: Vec<&'a str>,
+}
+
+impl<'a> Measure<'a> {
+    fn set(&mut self, set: &'a SelectionSet, inside: bool) -> Result<Shape, Unmeasurable> {
+        let mut total = Shape::default();
+        for item in &set.items {
+            let shape = match &item.node {
+                Selection::Field(field) => {
+                    let field = &field.node;
+                    let name = field.name.node.as_str();
+                    let entering = inside || name == "__schema" || name == "__type";
+                    let child = self.set(&field.selection_set.node, entering)?;
+                    let (depth, introspection_depth) = if entering {
+                        (0, child.introspection_depth + 1)
+                    } else if child.introspection_depth > 0 {
+                        (child.depth + 1, child.introspection_depth + 1)
+                    } else {
+                        (child.depth + 1, 0)
+                    };
+                    Shape {
+                        depth,
+                        introspection_depth,
+                        aliases: child
+                            .aliases
+                            .saturating_add(usize::from(field.alias.is_some())),
+                        directives: child.directives.saturating_add(field.directives.len()),
+                    }
+                }
+                Selection::InlineFragment(fragment) => {
+                    let mut shape = self.set(&fragment.node.selection_set.node, inside)?;
+                    shape.directives = shape
+                        .directives
+                        .saturating_add(fragment.node.directives.len());
+                    shape
+                }
+                Selection::FragmentSpread(spread) => {
+                    let mut shape =
+                        self.fragment(spread.node.fragment_name.node.as_str(), inside)?;
+                    shape.directives = shape
+                        .directives
+                        .saturating_add(spread.node.directives.len());
+                    shape
+                }
+            };
+            total.merge(shape);
+        }
+        Ok(total)
+    }
+
+    fn fragment(&mut self, name: &'a str, inside: bool) -> Result<Shape, Unmeasurable> {
+        if let Some(shape) = self.done.get(&(name, inside)) {
+            return Ok(*shape);
+        }
+        // An unknown fragment is the validator's to report.
+        let Some((key, definition)) = self.doc.fragments.get_key_value(name) else {
+            return Ok(Shape::default());
+        };
+        if self.open.contains(&name) {
+            return Err(Unmeasurable::Cycle(name.to_owned()));
+        }
+        if self.open.len() >= MAX_FRAGMENT_NESTING {
+            return Err(Unmeasurable::TooNested);
+        }
+        self.open.push(key.as_str());
+        let result = self.set(&definition.node.selection_set.node, inside);
+        self.open.pop();
+        let mut shape = result?;
+        shape.directives = shape
+            .directives
+            .saturating_add(definition.node.directives.len());
+        self.done.insert((key.as_str(), inside), shape);
+        Ok(shape)
+    }
+}
+
+/// The shape of every operation of a document, with fragments expanded.
+pub fn measure(doc: &ExecutableDocument) -> Result<Vec<Shape>, Unmeasurable> {
+    let mut measure = Measure {
+        doc,
+        done: HashMap::new(),
+        open: Vec::new(),
+    };
+    doc.operations
         .iter()
-        .map(|item| match &item.node {
-            Selection::Field(f) => {
-                usize::from(f.node.alias.is_some()) + count_aliases(&f.node.selection_set.node)
-            }
-            Selection::InlineFragment(f) => count_aliases(&f.node.selection_set.node),
-            Selection::FragmentSpread(_) => 0,
+        .map(|(_, op)| {
+            let mut shape = measure.set(&op.node.selection_set.node, false)?;
+            shape.directives = shape.directives.saturating_add(op.node.directives.len());
+            Ok(shape)
         })
-        .sum()
+        .collect()
 }
 
 fn kind(op: OperationType) -> &'static str {
@@ -147,25 +271,57 @@ impl Extension for GuardExtension {
                 "BAD_USER_INPUT",
             ));
         }
-        let aliases: usize = ops
-            .iter()
-            .map(|(_, op)| count_aliases(&op.node.selection_set.node))
-            .sum::<usize>()
-            + doc
-                .fragments
-                .values()
-                .map(|f| count_aliases(&f.node.selection_set.node))
-                .sum::<usize>();
-        if aliases > self.max_aliases {
-            return Err(coded_error(
-                format!(
-                    "Query uses {aliases} aliases; at most {} are allowed",
-                    self.max_aliases
-                ),
-                "QUERY_TOO_COMPLEX",
+        self.check_limits(&doc)?;
+        Ok(doc)
+    }
+}
+
+impl GuardExtension {
+    /// Depth, aliases and directives over the expanded operations, before
+    /// anything is validated or executed.
+    fn check_limits(&self, doc: &ExecutableDocument) -> ServerResult<()> {
+        let limits = &self.limits;
+        let too_complex = |message: String| Err(coded_error(message, "QUERY_TOO_COMPLEX"));
+        let shapes = match measure(doc) {
+            Ok(shapes) => shapes,
+            Err(Unmeasurable::Cycle(name)) => {
+                return too_complex(format!("Fragment \"{name}\" spreads itself"));
+            }
+            Err(Unmeasurable::TooNested) => {
+                return too_complex(format!(
+                    "Fragments are nested more than {MAX_FRAGMENT_NESTING} deep"
+                ));
+            }
+        };
+        let mut total = Shape::default();
+        for shape in shapes {
+            total.merge(shape);
+        }
+        if total.depth > limits.max_depth {
+            return too_complex(format!(
+                "Query is nested too deep: depth {}, at most {}",
+                total.depth, limits.max_depth
             ));
         }
-        Ok(doc)
+        if total.introspection_depth > limits.max_introspection_depth {
+            return too_complex(format!(
+                "Query is nested too deep: depth {} inside introspection, at most {}",
+                total.introspection_depth, limits.max_introspection_depth
+            ));
+        }
+        if total.aliases > limits.max_aliases {
+            return too_complex(format!(
+                "Query uses {} aliases; at most {} are allowed",
+                total.aliases, limits.max_aliases
+            ));
+        }
+        if total.directives > limits.max_directives {
+            return too_complex(format!(
+                "Query uses {} directives; at most {} are allowed",
+                total.directives, limits.max_directives
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -201,4 +357,64 @@ fn ensure_code(err: &mut ServerError) {
     err.extensions
         .get_or_insert_with(Default::default)
         .set("code", code);
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::parser::parse_query;
+
+    use super::{Shape, Unmeasurable, measure};
+
+    fn shape(query: &str) -> Result<Shape, Unmeasurable> {
+        let doc = parse_query(query).unwrap();
+        let mut total = Shape::default();
+        for shape in measure(&doc)? {
+            total.merge(shape);
+        }
+        Ok(total)
+    }
+
+    #[test]
+    fn depth_is_split_between_ordinary_and_introspection_paths() {
+        let s =
+            shape("{ me { roles { name } } __type(name: \"User\") { fields { type { name } } } }")
+                .unwrap();
+        assert_eq!((s.depth, s.introspection_depth), (3, 4));
+        // An ordinary field above introspection counts toward the latter.
+        let s = shape("{ a { __type(name: \"X\") { name } } }").unwrap();
+        assert_eq!((s.depth, s.introspection_depth), (1, 3));
+    }
+
+    #[test]
+    fn fragments_count_each_time_they_are_spread_without_being_expanded() {
+        let s = shape(
+            "{ a: me { ...F } b: me { ...F @include(if: true) } } \
+             fragment F on User { x: id y: id @skip(if: false) }",
+        )
+        .unwrap();
+        assert_eq!((s.aliases, s.directives, s.depth), (6, 3, 2));
+        // 2^30 aliases once expanded, measured in 31 steps.
+        let mut doubling = String::from("{ me { ...F30 } } fragment F0 on User { a: id }");
+        for i in 1..=30 {
+            doubling.push_str(&format!(
+                " fragment F{i} on User {{ ...F{j} ...F{j} }}",
+                j = i - 1
+            ));
+        }
+        assert_eq!(shape(&doubling).unwrap().aliases, 1 << 30);
+    }
+
+    #[test]
+    fn cycles_and_long_chains_are_unmeasurable() {
+        assert_eq!(
+            shape("{ me { ...A } } fragment A on User { ...B } fragment B on User { id ...A }"),
+            Err(Unmeasurable::Cycle("A".into()))
+        );
+        let mut chain = String::from("{ me { ...F0 } }");
+        for i in 0..100 {
+            chain.push_str(&format!(" fragment F{i} on User {{ id ...F{} }}", i + 1));
+        }
+        chain.push_str(" fragment F100 on User { id }");
+        assert_eq!(shape(&chain), Err(Unmeasurable::TooNested));
+    }
 }

@@ -8,6 +8,7 @@ pub mod extension;
 pub mod loaders;
 pub mod mutation;
 pub mod query;
+pub mod scalars;
 pub mod types;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema};
@@ -26,11 +27,17 @@ pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 /// state and the caller are attached to each request.
 pub fn build_schema(limits: &GraphqlLimits) -> AppSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(limits.max_depth)
+        // The guard measures depth per kind of path (ordinary, introspection)
+        // over the expanded operation; the engine's single limit stays on
+        // behind it at the larger of the two.
+        .limit_depth(limits.max_depth.max(limits.max_introspection_depth))
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives)
         .extension(extension::Guard {
+            max_depth: limits.max_depth,
+            max_introspection_depth: limits.max_introspection_depth,
             max_aliases: limits.max_aliases,
+            max_directives: limits.max_directives,
         });
     if !limits.introspection {
         // No introspection and no "did you mean" hints that leak the schema.
@@ -43,6 +50,7 @@ pub fn build_schema(limits: &GraphqlLimits) -> AppSchema {
 pub fn sdl() -> String {
     let limits = GraphqlLimits {
         max_depth: 10,
+        max_introspection_depth: 15,
         max_complexity: 1000,
         max_aliases: 30,
         max_directives: 50,
@@ -51,5 +59,13 @@ pub fn sdl() -> String {
         introspection: true,
         graphiql: true,
     };
-    build_schema(&limits).sdl()
+    export(&build_schema(&limits))
+}
+
+/// The SDL of a built schema. `DateTime`'s `@specifiedBy` is left to
+/// introspection (`specifiedByURL`): schema-diff tools compare directive uses
+/// by their SDL text, which a schema loaded from the live URL does not have,
+/// so with it the file and the server would never compare equal.
+pub fn export(schema: &AppSchema) -> String {
+    schema.sdl()
 }

@@ -3,11 +3,11 @@
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, Object, Result};
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::context::{self, Auth};
 use super::loaders::RolesByUserLoader;
+use super::scalars::Timestamp;
 use crate::domain::roles::{self, RoleView};
 use crate::domain::sessions::{self, SessionView};
 use crate::domain::users::UserView;
@@ -68,8 +68,8 @@ impl User {
         self.view.status.into()
     }
     /// Set while a login lockout is in force.
-    async fn locked_until(&self) -> Option<DateTime<Utc>> {
-        self.view.lock_in_force()
+    async fn locked_until(&self) -> Option<Timestamp> {
+        self.view.lock_in_force().map(Timestamp)
     }
     async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
         let roles = ctx
@@ -86,14 +86,14 @@ impl User {
             .await?;
         Ok(roles::permissions_of(roles.as_deref().unwrap_or_default()))
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.view.created_at
+    async fn created_at(&self) -> Timestamp {
+        Timestamp(self.view.created_at)
     }
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.view.updated_at
+    async fn updated_at(&self) -> Timestamp {
+        Timestamp(self.view.updated_at)
     }
-    async fn last_login_at(&self) -> Option<DateTime<Utc>> {
-        self.view.last_login_at
+    async fn last_login_at(&self) -> Option<Timestamp> {
+        self.view.last_login_at.map(Timestamp)
     }
     /// Live sessions, newest first: the user themself, or `users:read`.
     async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<Session>> {
@@ -160,14 +160,14 @@ impl Session {
     async fn id(&self) -> ID {
         ID(self.view.id.to_string())
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.view.created_at
+    async fn created_at(&self) -> Timestamp {
+        Timestamp(self.view.created_at)
     }
-    async fn last_used_at(&self) -> DateTime<Utc> {
-        self.view.last_used_at
+    async fn last_used_at(&self) -> Timestamp {
+        Timestamp(self.view.last_used_at)
     }
-    async fn expires_at(&self) -> DateTime<Utc> {
-        self.view.expires_at
+    async fn expires_at(&self) -> Timestamp {
+        Timestamp(self.view.expires_at)
     }
     async fn ip_address(&self) -> Option<&str> {
         self.view.ip_address.as_deref()

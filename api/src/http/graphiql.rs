@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 /// What the page may load: itself only. GraphiQL needs inline styles and
 /// data: URIs for its icons and fonts.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-img-src 'self' data:; font-src 'self' data:; connect-src 'self' ws: wss:; object-src 'none'; \
+img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; \
 base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 const INDEX: &str = include_str!("../../assets/graphiql/index.html");

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{BatchRequest, BatchResponse, Request as GqlRequest};
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -136,7 +137,7 @@ pub async fn post(
     State(server): State<ServerState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if !is_json(&headers) {
         return error_body(
@@ -145,6 +146,26 @@ pub async fn post(
             "Content-Type must be application/json",
         );
     }
+    // Over the limit (by Content-Length or while reading): the same JSON
+    // error shape as every other refusal, so a GraphQL client can read it.
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let max = server.app.config.graphql.max_body_bytes;
+            return error_body(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BAD_USER_INPUT",
+                &format!("Request body is larger than the limit of {max} bytes"),
+            );
+        }
+        Err(rejection) => {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                &format!("Request body could not be read: {}", rejection.body_text()),
+            );
+        }
+    };
     let batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(batch) => batch,
         Err(e) => {

@@ -3,7 +3,9 @@
 mod abuse;
 mod accounts;
 mod coherence;
+mod docs;
 mod helpers;
+mod limits;
 mod process;
 mod redis_server;
 mod tokens;

@@ -425,3 +425,63 @@ async fn an_auth_storm_stays_small_and_sheds_the_surplus_at_once() {
         mib(bound)
     );
 }
+
+/// Runs `usergraph serve` on defaults (but a free port) for a few seconds
+/// and returns what it printed; under a pseudo-terminal (`script`) when
+/// `terminal`.
+fn first_start_output(terminal: bool, no_color: Option<&str>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = format!("timeout -k 5 3 {BIN} serve");
+    let mut cmd = if terminal {
+        let mut cmd = Command::new("script");
+        cmd.args(["-q", "-e", "-c", &serve, "/dev/null"]);
+        cmd
+    } else {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &format!("{serve} 2>&1")]);
+        cmd
+    };
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .current_dir(dir.path())
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display()),
+        )
+        .env("BIND_ADDR", format!("127.0.0.1:{}", free_port()))
+        .stdin(Stdio::null());
+    if let Some(value) = no_color {
+        cmd.env("NO_COLOR", value);
+    }
+    let out = cmd.output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    let piped = first_start_output(false, None);
+    assert!(piped.contains("usergraph listening"), "{piped}");
+    assert!(piped.contains("127.0.0.1:"), "loopback by default: {piped}");
+    assert!(
+        piped.contains("JWT_SECRET"),
+        "the random key is announced: {piped}"
+    );
+    assert!(
+        !piped.contains('\u{1b}'),
+        "no colour codes into a pipe: {piped:?}"
+    );
+
+    if Command::new("script").arg("-V").output().is_err() {
+        eprintln!("no `script` (util-linux): the terminal half is not exercised");
+        return;
+    }
+    let coloured = first_start_output(true, None);
+    assert!(coloured.contains("usergraph listening"), "{coloured}");
+    assert!(
+        coloured.contains("\u{1b}["),
+        "colour on a terminal: {coloured:?}"
+    );
+    let plain = first_start_output(true, Some("1"));
+    assert!(plain.contains("usergraph listening"), "{plain}");
+    assert!(!plain.contains('\u{1b}'), "NO_COLOR is honoured: {plain:?}");
+}

@@ -183,6 +183,21 @@ async fn content_types_and_body_limits() {
         .await
         .unwrap();
     assert_eq!(res.status(), 413);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let body = res.json::<Value>().await.unwrap();
+    assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1048576 bytes"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
