@@ -41,7 +41,8 @@ Steps:
                        repository, and kubernetes on the kustomize builds
   hadolint             every Dockerfile
   actionlint           .github/workflows
-  shellcheck           every *.sh under scripts/ and bench/, the test fakes and .ci/run
+  shellcheck           every *.sh under scripts/, bench/ and examples/, the test
+                       fakes and .ci/run
   yamllint             all YAML (config: .yamllint), strict
   terraform-fmt        terraform fmt -check -recursive terraform (SKIP without
                        a terraform binary)
@@ -221,7 +222,7 @@ step_actionlint() {
 step_shellcheck() {
   local files=()
   mapfile -t files < <(
-    find_files -path './scripts/*' -name '*.sh' -o -path './scripts/tests/fakes/*' -o -path './bench/*' -name '*.sh'
+    find_files -path './scripts/*' -name '*.sh' -o -path './scripts/tests/fakes/*' -o -path './bench/*' -name '*.sh' -o -path './examples/*' -name '*.sh'
     [[ -f .ci/run ]] && echo .ci/run
   )
   ((${#files[@]})) || { echo "no shell scripts"; return 1; }

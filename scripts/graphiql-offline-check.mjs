@@ -1,50 +1,63 @@
 #!/usr/bin/env node
-// Browser check of the GraphiQL playground served by usergraph at GET /graphql:
-// it must render with NO request leaving the server's origin (no CDN, no web
-// fonts, nothing), and its run button must reach POST /graphql.
+// Browser test of the GraphiQL playground served by usergraph at GET /graphql,
+// in headless Chromium. It passes when, with NO request leaving the server's
+// origin (no CDN, no web fonts, nothing) and no page error or CSP violation:
+//   1. the page renders and GraphiQL's introspection POST /graphql answers
+//      200 with data.__schema and no errors;
+//   2. the Docs button opens the documentation explorer, and the root `Query`
+//      type lists the fields me, user, roles and role;
+//   3. with {"Authorization":"Bearer <token>"} typed into the Headers editor
+//      (the token of a user this script registers itself through POST /graphql)
+//      and `{ me { id email } }` typed into the query editor, the run button
+//      sends that header and the response pane shows the user's email;
+//   4. the token is not left in the browser's localStorage afterwards.
 //
-// Usage: node scripts/graphiql-offline-check.mjs BASE_URL [SCREENSHOT.png] [--no-run]
+// Usage: node scripts/graphiql-offline-check.mjs BASE_URL [SCREENSHOT.png]
 //   e.g. node scripts/graphiql-offline-check.mjs http://127.0.0.1:8080 /tmp/graphiql.png
 //
+// The server needs GraphiQL and introspection on (the development defaults) and
+// must accept one registration from this host (RATE_LIMIT_AUTH_PER_MINUTE).
 // Needs playwright-core (a devDependency in graphiql/package.json: run
 // scripts/build-graphiql.sh or `npm ci` in graphiql/ first) and Chromium at
 // /usr/bin/chromium (Debian: apt-get install -y chromium; override with
 // CHROMIUM=/path). Exit 0 and a one-line PASS summary on success, 1 with the
-// reasons on failure, 2 on bad usage.
+// reasons (and a screenshot) on failure, 2 on bad usage.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-const USAGE = 'usage: node scripts/graphiql-offline-check.mjs http://127.0.0.1:PORT [screenshot.png] [--no-run]';
+const NAME = 'graphiql-offline-check';
+const USAGE = `usage: node scripts/${NAME}.mjs http://127.0.0.1:PORT [screenshot.png]`;
 const argv = process.argv.slice(2);
 if (argv.includes('-h') || argv.includes('--help')) {
   console.log(USAGE);
   process.exit(0);
 }
-const runQuery = !argv.includes('--no-run');
-const positional = argv.filter((a) => !a.startsWith('--'));
-if (positional.length < 1 || positional.length > 2 || argv.some((a) => a.startsWith('--') && a !== '--no-run')) {
+if (argv.length < 1 || argv.length > 2 || argv.some((a) => a.startsWith('-'))) {
   console.error(USAGE);
   process.exit(2);
 }
 
 let base;
 try {
-  base = new URL(positional[0]);
+  base = new URL(argv[0]);
   if (!/^https?:$/.test(base.protocol)) throw new Error('not http(s)');
 } catch {
-  console.error(`graphiql-offline-check: not an http(s) URL: ${positional[0]}\n${USAGE}`);
+  console.error(`${NAME}: not an http(s) URL: ${argv[0]}\n${USAGE}`);
   process.exit(2);
 }
 const origin = base.origin;
 const pageUrl = `${origin}/graphql`;
-const screenshot = path.resolve(positional[1] || path.join(tmpdir(), 'graphiql-offline-check.png'));
+const screenshot = path.resolve(argv[1] || path.join(tmpdir(), `${NAME}.png`));
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT_MS = Number(process.env.GRAPHIQL_CHECK_TIMEOUT_MS || 30000);
+const EXPECTED_QUERY_FIELDS = ['me', 'user', 'roles', 'role'];
+const ME_QUERY = '{ me { id email } }';
 
 if (!existsSync(executablePath)) {
-  console.error(`graphiql-offline-check: no Chromium at ${executablePath} (apt-get install -y chromium)`);
+  console.error(`FAIL ${pageUrl}: no Chromium at ${executablePath} (apt-get install -y chromium)`);
   process.exit(1);
 }
 
@@ -54,7 +67,7 @@ let chromium;
 try {
   ({ chromium } = require('playwright-core'));
 } catch {
-  console.error('graphiql-offline-check: playwright-core is not installed: run scripts/build-graphiql.sh (or npm ci in graphiql/)');
+  console.error(`FAIL ${pageUrl}: playwright-core is not installed: run scripts/build-graphiql.sh (or npm ci in graphiql/)`);
   process.exit(1);
 }
 
@@ -72,13 +85,43 @@ function isSameOrigin(raw) {
 const clip = (s, n = 300) => (s.length > n ? `${s.slice(0, n)}… (${s.length} chars)` : s);
 // At most `n` lines of a list, then a count of the rest.
 const list = (arr, n = 8) => arr.slice(0, n).join('\n  ') + (arr.length > n ? `\n  … and ${arr.length - n} more` : '');
+
+// --- a fresh user and its access token, straight through the API -----------
+const email = `browser-${randomBytes(6).toString('hex')}@example.com`;
+const password = 'correct horse battery staple 42';
+let token;
+try {
+  const res = await fetch(pageUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify({
+      query: 'mutation($i: RegisterInput!){ register(input:$i){ accessToken } }',
+      variables: { i: { email, password } },
+    }),
+    signal: AbortSignal.timeout(TIMEOUT_MS),
+  });
+  const body = await res.json().catch(() => null);
+  token = body?.data?.register?.accessToken;
+  if (res.status !== 200 || typeof token !== 'string' || !token) {
+    throw new Error(`HTTP ${res.status}, ${clip(JSON.stringify(body?.errors ?? body))}`);
+  }
+} catch (err) {
+  console.error(`FAIL ${pageUrl}: could not register ${email} through POST /graphql: ${err && err.message || err}`);
+  process.exit(1);
+}
+
+// --- the browser -------------------------------------------------------------
 const requests = [];        // every request the browser made: "METHOD url"
 const offOrigin = [];       // those that would have left the origin (blocked)
 const failures = [];        // same-origin requests that failed or answered >= 400
 const pageErrors = [];      // uncaught exceptions
 const cspErrors = [];       // CSP violations reported on the console
 const consoleErrors = [];   // other console errors (reported, not fatal)
+const introspections = [];  // promises of { status, body } of GraphiQL's introspection POSTs
 const started = Date.now();
+
+const isGraphqlPost = (req) => req.method() === 'POST' && req.url() === `${origin}/graphql`;
+const isIntrospection = (req) => isGraphqlPost(req) && /\b__schema\b/.test(req.postData() || '');
 
 const browser = await chromium.launch({
   executablePath,
@@ -88,8 +131,8 @@ const browser = await chromium.launch({
 });
 
 let status = 1;
-let graphqlStatus = null;
 let page = null;
+let step = 'start';
 try {
   const context = await browser.newContext({
     viewport: { width: 1400, height: 900 },
@@ -115,6 +158,10 @@ try {
     if (res.status() >= 400 && isSameOrigin(res.url())) {
       failures.push(`${res.request().method()} ${res.url()} -> HTTP ${res.status()}`);
     }
+    if (isIntrospection(res.request())) {
+      introspections.push(res.json().then((body) => ({ status: res.status(), body }),
+        (e) => ({ status: res.status(), body: null, error: String(e) })));
+    }
   });
 
   page = await context.newPage();
@@ -129,7 +176,11 @@ try {
     (/Content Security Policy/i.test(text) ? cspErrors : consoleErrors).push(clip(text));
   });
 
-  // A normal navigation: Chromium sends Accept: text/html,... itself.
+  // 1. The page, then GraphiQL's introspection. A normal navigation: Chromium
+  //    sends Accept: text/html,... itself.
+  step = 'load the page';
+  const firstIntrospection = page.waitForResponse((res) => isIntrospection(res.request()), { timeout: TIMEOUT_MS });
+  firstIntrospection.catch(() => {}); // judged below; avoid an unhandled rejection meanwhile
   const nav = await page.goto(pageUrl, { waitUntil: 'load', timeout: TIMEOUT_MS });
   if (!nav) throw new Error(`no response for ${pageUrl}`);
   if (nav.status() !== 200) throw new Error(`GET ${pageUrl} answered HTTP ${nav.status()}`);
@@ -137,29 +188,102 @@ try {
   if (!ctype.includes('text/html')) throw new Error(`GET ${pageUrl} answered content-type "${ctype}", not text/html`);
   const csp = nav.headers()['content-security-policy'] || '';
 
-  // Rendered: the container, the query editor (CodeMirror) with our text, the run button.
+  // Rendered: the container, the query editor (CodeMirror), the run button.
+  step = 'render GraphiQL';
   await page.locator('.graphiql-container').waitFor({ state: 'visible', timeout: TIMEOUT_MS });
-  await page.locator('.graphiql-query-editor .CodeMirror').first().waitFor({ state: 'visible', timeout: TIMEOUT_MS });
+  const queryEditor = page.locator('.graphiql-query-editor .CodeMirror').first();
+  await queryEditor.waitFor({ state: 'visible', timeout: TIMEOUT_MS });
   const runButton = page.locator('.graphiql-execute-button');
   await runButton.waitFor({ state: 'visible', timeout: TIMEOUT_MS });
   const title = await page.title();
+  if (!title.includes('GraphiQL')) throw new Error(`unexpected page title: ${JSON.stringify(title)}`);
 
-  if (runQuery) {
-    const isRun = (res) => res.url() === `${origin}/graphql` && res.request().method() === 'POST' &&
-      !String(res.request().postData() || '').includes('IntrospectionQuery');
-    const [res] = await Promise.all([
-      page.waitForResponse(isRun, { timeout: TIMEOUT_MS }),
-      runButton.click(),
-    ]);
-    graphqlStatus = res.status();
-    // The response pane shows the answer.
-    await page.waitForFunction(() => {
-      const el = document.querySelector('.graphiql-response .CodeMirror');
-      return el && /"(data|errors)"/.test(el.textContent || '');
-    }, null, { timeout: TIMEOUT_MS });
-  }
-  // Let late requests (fonts, lazy chunks) show up before judging.
+  step = 'load the schema (introspection)';
+  await firstIntrospection;
+  // GraphiQL retries once without subscriptionType when the first answer has no data.
   await page.waitForLoadState('networkidle', { timeout: TIMEOUT_MS }).catch(() => {});
+  const answers = await Promise.all(introspections);
+  const bad = answers.filter((a) => a.status !== 200 || !a.body || a.body.errors || !a.body.data?.__schema);
+  if (bad.length) {
+    const why = bad.map((a) => `HTTP ${a.status}: ${a.body ? clip(JSON.stringify(a.body.errors ?? a.body), 600) : a.error}`);
+    throw new Error(`the introspection query was refused (${bad.length} of ${answers.length} answers):\n  ${list(why)}`);
+  }
+  const typeCount = answers[0].body.data.__schema.types?.length ?? 0;
+
+  // 2. Docs: the sidebar button, then the root Query type and its fields.
+  step = 'open the documentation explorer';
+  const docsButton = page.locator('.graphiql-sidebar button[aria-label="Show Documentation Explorer"]');
+  if (await docsButton.count()) await docsButton.click({ timeout: TIMEOUT_MS });
+  const explorer = page.locator('.graphiql-doc-explorer');
+  await explorer.waitFor({ state: 'visible', timeout: TIMEOUT_MS });
+  step = 'open the Query type in the documentation explorer';
+  await explorer.locator('a.graphiql-doc-explorer-type-name', { hasText: /^Query$/ }).first().click({ timeout: TIMEOUT_MS });
+  await explorer.locator('.graphiql-doc-explorer-title', { hasText: /^Query$/ }).waitFor({ state: 'visible', timeout: TIMEOUT_MS });
+  await explorer.locator('a.graphiql-doc-explorer-field-name').first().waitFor({ state: 'visible', timeout: TIMEOUT_MS });
+  const fields = (await explorer.locator('a.graphiql-doc-explorer-field-name').allTextContents()).map((s) => s.trim());
+  const missing = EXPECTED_QUERY_FIELDS.filter((f) => !fields.includes(f));
+  if (missing.length) {
+    throw new Error(`the documentation explorer's Query lacks ${missing.join(', ')} (lists: ${fields.join(', ') || 'nothing'})`);
+  }
+
+  // 3. The token into the Headers editor, the query into the query editor, run.
+  //    Click an editor, select all, type (insertText: one input event, so
+  //    CodeMirror's bracket auto-closing does not double the braces).
+  async function replaceEditorText(editor, text, what) {
+    await editor.click({ timeout: TIMEOUT_MS });
+    await page.keyboard.press('Control+A');
+    await page.keyboard.insertText(text);
+    const now = await editor.evaluate((el) => (el.CodeMirror ? el.CodeMirror.getValue() : el.textContent));
+    if (now.trim() !== text) throw new Error(`the ${what} holds ${JSON.stringify(clip(now, 200))} after typing, not the typed text`);
+  }
+
+  step = 'type the token into the Headers editor';
+  const headersSection = page.locator('section.graphiql-editor-tool[aria-label="Headers"]');
+  if (!(await headersSection.isVisible())) {
+    await page.locator('.graphiql-editor-tools button[data-name="headers"]').click({ timeout: TIMEOUT_MS });
+  }
+  // The section holds the Variables editor too, hidden: take the visible one.
+  await replaceEditorText(headersSection.locator('.CodeMirror').filter({ visible: true }).first(),
+    JSON.stringify({ Authorization: `Bearer ${token}` }), 'Headers editor');
+
+  step = 'type the query into the query editor';
+  await replaceEditorText(queryEditor, ME_QUERY, 'query editor');
+
+  // GraphiQL re-parses the query editor (operation name included) 100 ms
+  // after the last edit; a run before that still names the old `Me`.
+  await page.waitForTimeout(400);
+
+  step = 'run { me { id email } }';
+  const isMeRun = (res) => isGraphqlPost(res.request()) && !isIntrospection(res.request()) &&
+    (res.request().postData() || '').includes('me { id email }');
+  const [res] = await Promise.all([
+    page.waitForResponse(isMeRun, { timeout: TIMEOUT_MS }),
+    runButton.click({ timeout: TIMEOUT_MS }),
+  ]);
+  const sentAuth = (await res.request().allHeaders())['authorization'] || '';
+  if (sentAuth !== `Bearer ${token}`) {
+    throw new Error(`the run did not send the Headers editor's token (authorization: ${JSON.stringify(clip(sentAuth, 40))})`);
+  }
+  const runBody = await res.json().catch(() => null);
+  if (res.status() !== 200 || runBody?.data?.me?.email !== email) {
+    throw new Error(`{ me } answered HTTP ${res.status()}: ${clip(JSON.stringify(runBody))}`);
+  }
+  step = 'see the email in the response pane';
+  await page.waitForFunction((want) => {
+    const el = document.querySelector('.graphiql-response .CodeMirror');
+    return !!el && (el.textContent || '').includes(want);
+  }, email, { timeout: TIMEOUT_MS });
+
+  // 4. Late requests (fonts, lazy chunks, history writes) before judging.
+  step = 'settle';
+  await page.waitForLoadState('networkidle', { timeout: TIMEOUT_MS }).catch(() => {});
+  const tokenStored = await page.evaluate((t) => {
+    for (let i = 0; i < localStorage.length; i++) {
+      const k = localStorage.key(i);
+      if ((localStorage.getItem(k) || '').includes(t)) return k;
+    }
+    return null;
+  }, token);
   await page.screenshot({ path: screenshot });
 
   const problems = [];
@@ -167,20 +291,21 @@ try {
   if (failures.length) problems.push(`failed same-origin request(s):\n  ${list(failures)}`);
   if (pageErrors.length) problems.push(`page error(s):\n  ${list(pageErrors)}`);
   if (cspErrors.length) problems.push(`CSP violation(s):\n  ${list(cspErrors)}`);
-  if (!title.includes('GraphiQL')) problems.push(`unexpected page title: ${JSON.stringify(title)}`);
+  if (tokenStored) problems.push(`the access token was left in localStorage under ${JSON.stringify(tokenStored)}`);
 
   if (problems.length) {
     console.error(`FAIL ${pageUrl}\n${problems.join('\n')}\nall requests:\n  ${requests.join('\n  ')}\nscreenshot: ${screenshot}`);
   } else {
     const other = consoleErrors.length ? `, ${consoleErrors.length} other console error(s)` : '';
-    console.log(`PASS ${pageUrl}: GraphiQL rendered ("${title}"), ${requests.length} requests all same-origin` +
-      `${runQuery ? `, run -> POST /graphql HTTP ${graphqlStatus}` : ''}` +
-      `, CSP ${csp ? 'header set' : 'header absent'}${other}, ${Date.now() - started} ms, screenshot ${screenshot}`);
+    console.log(`PASS ${pageUrl}: GraphiQL rendered ("${title}"), schema loaded (${typeCount} types), ` +
+      `Docs lists Query.{${EXPECTED_QUERY_FIELDS.join(',')}}, me -> ${email} with the Headers token, ` +
+      `token not in localStorage, ${requests.length} requests all same-origin, ` +
+      `CSP ${csp ? 'header set' : 'header absent'}${other}, ${Date.now() - started} ms, screenshot ${screenshot}`);
     if (consoleErrors.length) console.error(`console errors:\n  ${list(consoleErrors)}`);
     status = 0;
   }
 } catch (err) {
-  console.error(`FAIL ${pageUrl}: ${err && err.message || err}`);
+  console.error(`FAIL ${pageUrl} (step: ${step}): ${err && err.message || err}`);
   if (offOrigin.length) console.error(`request(s) to another origin:\n  ${offOrigin.join('\n  ')}`);
   if (failures.length) console.error(`failed same-origin request(s):\n  ${list(failures)}`);
   if (pageErrors.length) console.error(`page error(s):\n  ${list(pageErrors)}`);

@@ -26,21 +26,16 @@
   });
   document.body.style.overflow = 'hidden';
 
-  // Same origin as the page: POST /graphql for queries and mutations,
-  // ws(s)://host/graphql/ws (graphql-transport-ws) for subscriptions.
+  // Same origin as the page: POST /graphql for queries and mutations.
   var httpUrl = window.location.origin + '/graphql';
-  var wsUrl = (window.location.protocol === 'https:' ? 'wss://' : 'ws://') +
-    window.location.host + '/graphql/ws';
 
-  // GraphiQL's own fetcher sends the JSON of the Headers editor as HTTP headers
-  // (so `Authorization: Bearer ...` reaches POST /graphql), and for a subscription
-  // it opens a graphql-ws client (bundled inside graphiql.min.js) whose
-  // connection_init payload is that same JSON: `{ "Authorization": "Bearer ..." }`,
-  // which is what the server expects on /graphql/ws.
-  var fetcher = window.GraphiQL.createFetcher({
-    url: httpUrl,
-    subscriptionUrl: wsUrl
-  });
+  // GraphiQL's own fetcher sends the JSON of the Headers editor as HTTP
+  // headers, so `{ "Authorization": "Bearer ..." }` there reaches POST /graphql.
+  // No subscriptionUrl: the schema has no Subscription type and the server has
+  // no WebSocket route, so nothing here may point at one. Add
+  // `subscriptionUrl: (https ? 'wss://' : 'ws://') + host + '/graphql/ws'`
+  // (graphql-ws is bundled in graphiql.min.js) when subscriptions exist.
+  var fetcher = window.GraphiQL.createFetcher({ url: httpUrl });
 
   // GraphiQL 3 honours shouldPersistHeaders for its tabs, but its query
   // history ("graphiql:queries" / "graphiql:favorites" in localStorage) still
@@ -95,16 +90,16 @@
 
   var defaultQuery = [
     '# usergraph GraphiQL. Ctrl-Enter (or the run button)',
-    '# runs the operation under the cursor; Docs (top',
-    '# left) shows the schema.',
+    '# runs the operation under the cursor; the Docs',
+    '# button (book icon, top left) shows the schema.',
     '#',
     '# `me` is null without an access token. Uncomment',
-    '# the register or login mutation below, run it, and',
-    '# put this in the Headers tab at the bottom:',
+    '# the Register (or Login) mutation below, run it, copy',
+    '# its accessToken, and put this in the Headers tab',
+    '# at the bottom, then run Me again:',
     '#   { "Authorization": "Bearer <accessToken>" }',
     '# Headers stay in memory only (never saved in this',
-    '# browser) and also authenticate subscriptions',
-    '# (connection_init payload on /graphql/ws).',
+    '# browser).',
     '',
     'query Me {',
     '  me {',
@@ -118,7 +113,7 @@
     '# mutation Register {',
     '#   register(input: {',
     '#     email: "alice@example.com"',
-    '#     password: "correct horse battery"',
+    '#     password: "correct horse battery staple"',
     '#     displayName: "Alice"',
     '#   }) {',
     '#     accessToken',
@@ -131,17 +126,12 @@
     '# mutation Login {',
     '#   login(input: {',
     '#     email: "alice@example.com"',
-    '#     password: "correct horse battery"',
+    '#     password: "correct horse battery staple"',
     '#   }) {',
     '#     accessToken',
     '#     refreshToken',
     '#     expiresIn',
     '#   }',
-    '# }',
-    '',
-    '# Needs the audit:read permission:',
-    '# subscription AuditEvents {',
-    '#   auditEvents { action actorId targetUserId createdAt }',
     '# }',
     ''
   ].join('\n');
