@@ -143,7 +143,11 @@ start_server() {
   SERVER_PID=$!
   local _
   for _ in $(seq 1 300); do
-    if curl -fsS -o /dev/null "$BASE/health" 2>/dev/null; then
+    # Ours, not another process that took the port meanwhile: alive, and
+    # its log names the address.
+    if curl -fsS -o /dev/null "$BASE/health" 2>/dev/null &&
+      kill -0 "$SERVER_PID" 2>/dev/null &&
+      grep -q "addr=127.0.0.1:$port" "$WORK/server.log"; then
       log_ok "server up at $BASE (pid $SERVER_PID, $(basename "$BINARY"))"
       return 0
     fi

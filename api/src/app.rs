@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::http::{Server, ServerState, graphiql, graphql, health, middleware, observability};
 use crate::infra::cache::Cache;
+use crate::infra::mailer::Mailer;
 use crate::infra::ratelimit::RateLimiter;
 use crate::infra::redis::RedisBackend;
 use crate::state::{App, AppState};
@@ -83,8 +84,20 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         }
     });
     let jwt = JwtKeys::from_config(&config.jwt)?;
+    let mailer = Mailer::from_config(&config.mailer, &config.mail.from)?;
+    if config.app_env == crate::config::AppEnv::Production {
+        if config.mailer == crate::config::MailerConfig::Log {
+            tracing::warn!(
+                "MAILER is log: verification and reset mails (with their links) go to the log, \
+                 not to users; set MAILER=smtp://… or smtps://…"
+            );
+        }
+        if config.mail.from.contains("@localhost") {
+            tracing::warn!("MAIL_FROM is a localhost address: mail servers will refuse it");
+        }
+    }
     Ok(AppState(Arc::new(App::new(
-        config, db, cache, hasher, jwt, limiter,
+        config, db, cache, hasher, jwt, limiter, mailer,
     ))))
 }
 
@@ -101,6 +114,7 @@ impl Application {
             crate::domain::accounts::bootstrap_admin(&state).await?;
         }
         crate::domain::invalidations::spawn_worker(&state);
+        crate::domain::mail::spawn_worker(&state);
         spawn_janitor(&state);
         let listener = TcpListener::bind(bind)
             .await
@@ -233,8 +247,9 @@ pub fn router(app: AppState) -> Router {
         router = router.layer(cors);
     }
     router
-        .layer(axum::middleware::from_fn(middleware::security_headers))
+        // Outside the timeout, so its 408 carries the headers too.
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 let id = req.headers().get(middleware::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");

@@ -75,6 +75,10 @@ pub struct JwtConfig {
     pub audience: String,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    /// How long after a rotation the immediate predecessor still answers
+    /// with the same successor pair (two tabs refreshing at once); zero is
+    /// strict.
+    pub reuse_interval: Duration,
 }
 
 /// Where mail goes (API.md §6).
@@ -83,6 +87,24 @@ pub enum MailerConfig {
     Log,
     File(PathBuf),
     Smtp(Secret),
+}
+
+/// Mail and email tokens (API.md §4, §6).
+#[derive(Clone, Debug)]
+pub struct MailSettings {
+    /// The `From:` of every message.
+    pub from: String,
+    pub verification_ttl: Duration,
+    pub reset_ttl: Duration,
+    /// Delivery attempts before a message is given up as dead.
+    pub max_attempts: u32,
+    /// The wait after the first failed attempt; it doubles after each.
+    pub retry_base: Duration,
+    /// How long sent and dead messages stay in the outbox.
+    pub retention: Duration,
+    /// At most one reset mail per account this often (60 s; not read from
+    /// the environment, tests shorten it).
+    pub reset_cooldown: Duration,
 }
 
 /// Argon2id cost. Production uses at least the OWASP minimum; tests build a
@@ -134,6 +156,7 @@ pub struct Config {
     pub jwt: JwtConfig,
     pub auto_migrate: bool,
     pub mailer: MailerConfig,
+    pub mail: MailSettings,
     pub trusted_proxies: Vec<IpNet>,
     pub rate_limit_auth_per_minute: u32,
     pub lockout_threshold: u32,
@@ -148,6 +171,9 @@ pub struct Config {
     /// Testing hook, never read from the environment: a pause right after
     /// each invalidating commit, so a test can cut the request off there.
     pub after_commit_delay: Option<Duration>,
+    /// Testing hook, never read from the environment: writes that queue a
+    /// token and its mail fail right before their commit.
+    pub fail_before_commit: bool,
 }
 
 impl Config {
@@ -268,16 +294,29 @@ impl Config {
                 "must be at least ACCESS_TOKEN_TTL and at most 366d",
             ));
         }
+        let reuse_interval = parse_duration(
+            "REFRESH_TOKEN_REUSE_INTERVAL",
+            get("REFRESH_TOKEN_REUSE_INTERVAL"),
+            "5s",
+        )?;
+        if reuse_interval > Duration::from_secs(60) {
+            return Err(err(
+                "REFRESH_TOKEN_REUSE_INTERVAL",
+                "must be at most 60s (0s is strict)",
+            ));
+        }
         let jwt = JwtConfig {
             key,
             issuer: get("JWT_ISSUER").unwrap_or_else(|| "usergraph".into()),
             audience: get("JWT_AUDIENCE").unwrap_or_else(|| "usergraph".into()),
             access_ttl,
             refresh_ttl,
+            reuse_interval,
         };
 
         let auto_migrate = parse_bool("AUTO_MIGRATE", get("AUTO_MIGRATE"), true)?;
         let mailer = parse_mailer(get("MAILER"))?;
+        let mail = parse_mail_settings(&get)?;
         let trusted_proxies = parse_list("TRUSTED_PROXIES", get("TRUSTED_PROXIES"), |s| {
             s.parse::<IpNet>()
                 .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
@@ -399,6 +438,7 @@ impl Config {
             jwt,
             auto_migrate,
             mailer,
+            mail,
             trusted_proxies,
             rate_limit_auth_per_minute,
             lockout_threshold,
@@ -410,8 +450,48 @@ impl Config {
             shutdown_grace: parse_duration("SHUTDOWN_GRACE", get("SHUTDOWN_GRACE"), "30s")?,
             request_timeout: parse_duration("REQUEST_TIMEOUT", get("REQUEST_TIMEOUT"), "30s")?,
             after_commit_delay: None,
+            fail_before_commit: false,
         })
     }
+}
+
+fn parse_mail_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<MailSettings, ConfigError> {
+    let from = get("MAIL_FROM").unwrap_or_else(|| "usergraph <no-reply@localhost>".into());
+    if from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(err(
+            "MAIL_FROM",
+            "expected an address like no-reply@example.com or Name <no-reply@example.com>",
+        ));
+    }
+    let bounded = |var: &'static str, default: &str, min: u64, max: u64| {
+        let value = parse_duration(var, get(var), default)?;
+        if value < Duration::from_secs(min) || value > Duration::from_secs(max) {
+            return Err(err(
+                var,
+                format!(
+                    "must be between {} and {}",
+                    humantime::format_duration(Duration::from_secs(min)),
+                    humantime::format_duration(Duration::from_secs(max))
+                ),
+            ));
+        }
+        Ok(value)
+    };
+    Ok(MailSettings {
+        from,
+        verification_ttl: bounded("EMAIL_VERIFICATION_TTL", "24h", 60, 30 * 86400)?,
+        reset_ttl: bounded("PASSWORD_RESET_TTL", "30m", 60, 86400)?,
+        max_attempts: parse_num("MAIL_MAX_ATTEMPTS", get("MAIL_MAX_ATTEMPTS"), 10, 1, 100)?,
+        retry_base: {
+            let base = parse_duration("MAIL_RETRY_BASE", get("MAIL_RETRY_BASE"), "5s")?;
+            if base < Duration::from_millis(100) || base > Duration::from_secs(600) {
+                return Err(err("MAIL_RETRY_BASE", "must be between 100ms and 10m"));
+            }
+            base
+        },
+        retention: bounded("MAIL_RETENTION", "7d", 3600, 366 * 86400)?,
+        reset_cooldown: Duration::from_secs(60),
+    })
 }
 
 fn check_database_url(var: &'static str, url: &str) -> Result<(), ConfigError> {

@@ -8,6 +8,7 @@ use crate::auth::password::PasswordHasher;
 use crate::config::Config;
 use crate::db::Db;
 use crate::infra::cache::Cache;
+use crate::infra::mailer::Mailer;
 use crate::infra::ratelimit::RateLimiter;
 
 /// Services shared by all requests. Cheap to clone through [`AppState`].
@@ -18,6 +19,10 @@ pub struct App {
     pub hasher: PasswordHasher,
     pub jwt: JwtKeys,
     pub limiter: RateLimiter,
+    pub mailer: Mailer,
+    /// Rung after a commit that queued mail: the local mail worker starts a
+    /// round at once instead of at its next tick.
+    pub mail_queued: Arc<tokio::sync::Notify>,
     draining: AtomicBool,
 }
 
@@ -29,6 +34,7 @@ impl App {
         hasher: PasswordHasher,
         jwt: JwtKeys,
         limiter: RateLimiter,
+        mailer: Mailer,
     ) -> Self {
         Self {
             config,
@@ -37,6 +43,8 @@ impl App {
             hasher,
             jwt,
             limiter,
+            mailer,
+            mail_queued: Arc::new(tokio::sync::Notify::new()),
             draining: AtomicBool::new(false),
         }
     }

@@ -69,6 +69,19 @@ pub fn metrics_handle() -> PrometheusHandle {
                         tracing::warn!("a metrics recorder was already installed");
                     }
                     describe();
+                    // Mail counters exist from the start, so alerts on their
+                    // increase see the first one too.
+                    for name in [
+                        "usergraph_mail_sent_total",
+                        "usergraph_mail_delivery_failures_total",
+                        "usergraph_mail_dead_total",
+                    ] {
+                        metrics::counter!(name).absolute(0);
+                    }
+                    for kind in ["email_verification", "password_reset"] {
+                        metrics::counter!("usergraph_mail_queued_total", "kind" => kind)
+                            .absolute(0);
+                    }
                     metrics_process::Collector::default().describe();
                     metrics::gauge!("usergraph_build_info", "version" => env!("CARGO_PKG_VERSION"))
                         .set(1.0);
@@ -178,9 +191,25 @@ fn describe() {
         "usergraph_mail_outbox_pending",
         "Queued, undelivered email messages."
     );
+    describe_gauge!(
+        "usergraph_mail_outbox_oldest_pending_seconds",
+        "Age of the oldest queued, undelivered email message (0 when none)."
+    );
+    describe_counter!(
+        "usergraph_mail_queued_total",
+        "Email messages queued, by kind."
+    );
+    describe_counter!(
+        "usergraph_mail_sent_total",
+        "Email messages delivered to the mailer."
+    );
     describe_counter!(
         "usergraph_mail_delivery_failures_total",
-        "Failed email delivery attempts."
+        "Failed email delivery attempts (each retry counts)."
+    );
+    describe_counter!(
+        "usergraph_mail_dead_total",
+        "Email messages given up after the last attempt or a permanent failure."
     );
     describe_gauge!("usergraph_build_info", "Build information.");
 }

@@ -19,6 +19,13 @@ pub struct Model {
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub sent_at: Option<DateTimeUtc>,
+    /// `message` (ready to send) or `reset_request` (the worker composes the
+    /// reset mail if the address has an account, and drops it otherwise).
+    pub kind: String,
+    /// The account the message is for; its pending mail goes with it.
+    pub user_id: Option<Uuid>,
+    /// Set when the last attempt failed: never retried again.
+    pub dead_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,6 +10,12 @@ pub struct Model {
     pub token_hash: String,
     pub session_id: Uuid,
     pub rotated_at: DateTimeUtc,
+    /// The session's generation when this token was rotated away from: the
+    /// immediate predecessor of generation `g` has `g - 1`.
+    pub generation: Option<i32>,
+    /// The pair this token was exchanged for, sealed under a key derived from
+    /// the token (see `auth::tokens::seal`); cleared once the grace is over.
+    pub successor: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_initial;
 mod m20261201_000001_cache_coherence;
+mod m20261202_000001_account_lifecycle;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_initial::Migration),
             Box::new(m20261201_000001_cache_coherence::Migration),
+            Box::new(m20261202_000001_account_lifecycle::Migration),
         ]
     }
 }

@@ -191,6 +191,7 @@ mod tests {
             audience: "usergraph".into(),
             access_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(86400),
+            reuse_interval: Duration::from_secs(5),
         }
     }
 

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::audit::{self, Action, Event};
 use super::types::{DisplayName, EmailAddress, Password};
-use super::users::{self, UserView};
+use super::users::{self, UserView, bumped};
 use super::{RequestMeta, invalidations, now, roles, sessions};
 use crate::auth::password::Verified;
 use crate::error::{AppError, AppResult};
@@ -164,7 +164,11 @@ pub async fn refresh(app: &App, meta: &RequestMeta, token: &str) -> AppResult<Si
     Ok(SignedIn {
         access_token: rotated.access_token,
         refresh_token: rotated.refresh_token,
-        expires_in: app.jwt.access_ttl().as_secs(),
+        expires_in: app
+            .jwt
+            .access_ttl()
+            .saturating_sub(rotated.issued_ago)
+            .as_secs(),
         user: rotated.user,
         session_id: rotated.session_id,
     })
@@ -235,11 +239,6 @@ fn lock_in_force(app: &App, locked_until: Option<DateTime<Utc>>) -> Option<AppEr
     })
 }
 
-/// `version + 1`: every write to a user row makes its cached copies stale.
-fn bumped() -> sea_orm::sea_query::SimpleExpr {
-    sea_orm::sea_query::ExprTrait::add(Expr::col(user::Column::Version), 1)
-}
-
 /// "No lockout in force": re-checked in the updating statement itself,
 /// because a parallel failure may have locked the account while this
 /// request was hashing.
@@ -266,6 +265,9 @@ async fn succeed(
         .col_expr(user::Column::LastLoginAt, Expr::value(now()))
         .col_expr(user::Column::Version, bumped())
         .filter(user::Column::Id.eq(account.id))
+        // Only over the hash this login verified: a reset or change that
+        // committed meanwhile makes the old password sign in nothing.
+        .filter(user::Column::PasswordHash.eq(account.password_hash.as_str()))
         .filter(not_locked());
     if let Some(hash) = new_hash {
         reset = reset.col_expr(user::Column::PasswordHash, Expr::value(hash));
@@ -388,12 +390,20 @@ pub async fn create_admin(
 /// # Errors
 /// `Internal` when the database fails.
 pub async fn active_admin_count(app: &App) -> AppResult<u64> {
+    active_admin_count_in(&app.db.write).await
+}
+
+/// [`active_admin_count`] on a given connection (inside a transaction).
+///
+/// # Errors
+/// `Internal` when the database fails.
+pub async fn active_admin_count_in<C: sea_orm::ConnectionTrait>(conn: &C) -> AppResult<u64> {
     Ok(user::Entity::find()
         .join(JoinType::InnerJoin, user::Relation::UserRoles.def())
         .join(JoinType::InnerJoin, entity::user_role::Relation::Role.def())
         .filter(entity::role::Column::Name.eq(roles::ADMIN))
         .filter(user::Column::Status.eq(UserStatus::Active))
-        .count(&app.db.write)
+        .count(conn)
         .await?)
 }
 

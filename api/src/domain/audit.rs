@@ -121,3 +121,115 @@ pub async fn record<C: ConnectionTrait>(
     .await?;
     Ok(())
 }
+
+/// One page of events, newest first.
+pub struct Page {
+    pub events: Vec<entity::audit_event::Model>,
+    pub has_next: bool,
+}
+
+/// Where a page starts: just after (older than) this event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub id: Uuid,
+}
+
+impl Cursor {
+    pub fn of(event: &entity::audit_event::Model) -> Self {
+        Self {
+            created_at: event.created_at,
+            id: event.id,
+        }
+    }
+
+    /// Opaque to clients: base64url of `micros:id`.
+    pub fn encode(self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+            "{}:{}",
+            self.created_at.timestamp_micros(),
+            self.id
+        ))
+    }
+
+    /// # Errors
+    /// `BAD_USER_INPUT` (`after`) for anything [`Cursor::encode`] did not make.
+    pub fn decode(text: &str) -> crate::error::AppResult<Self> {
+        use base64::Engine as _;
+        let bad = || crate::error::AppError::bad_input("after", "Not a cursor of this list");
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| bad())?;
+        let raw = String::from_utf8(raw).map_err(|_| bad())?;
+        let (micros, id) = raw.split_once(':').ok_or_else(bad)?;
+        let created_at = micros
+            .parse::<i64>()
+            .ok()
+            .and_then(chrono::DateTime::from_timestamp_micros)
+            .ok_or_else(bad)?;
+        let id = Uuid::parse_str(id).map_err(|_| bad())?;
+        Ok(Self { created_at, id })
+    }
+}
+
+fn mine(user_id: Uuid) -> sea_orm::Condition {
+    use entity::audit_event::Column;
+    use sea_orm::ColumnTrait as _;
+    sea_orm::Condition::any()
+        .add(Column::ActorId.eq(user_id))
+        .add(Column::TargetUserId.eq(user_id))
+}
+
+/// The events whose actor or target is `user_id`, newest first, `first` of
+/// them after `after` (keyset: a deep page costs what the first costs).
+///
+/// # Errors
+/// `Internal` when the database fails.
+pub async fn for_user(
+    app: &crate::state::App,
+    user_id: Uuid,
+    first: u64,
+    after: Option<Cursor>,
+) -> crate::error::AppResult<Page> {
+    use entity::audit_event::{Column, Entity};
+    use sea_orm::{
+        ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
+    };
+    let mut query = Entity::find().filter(mine(user_id));
+    if let Some(after) = after {
+        query = query.filter(
+            sea_orm::Condition::any()
+                .add(Column::CreatedAt.lt(after.created_at))
+                .add(
+                    sea_orm::Condition::all()
+                        .add(Column::CreatedAt.eq(after.created_at))
+                        .add(Column::Id.lt(after.id)),
+                ),
+        );
+    }
+    let mut events = query
+        .order_by_desc(Column::CreatedAt)
+        .order_by_desc(Column::Id)
+        .limit(first + 1)
+        .all(&app.db.read)
+        .await?;
+    let has_next = events.len() as u64 > first;
+    events.truncate(usize::try_from(first).unwrap_or(usize::MAX));
+    Ok(Page { events, has_next })
+}
+
+/// How many events name `user_id` as actor or target.
+///
+/// # Errors
+/// `Internal` when the database fails.
+pub async fn count_for_user(
+    app: &crate::state::App,
+    user_id: Uuid,
+) -> crate::error::AppResult<u64> {
+    use sea_orm::{EntityTrait as _, PaginatorTrait as _, QueryFilter as _};
+    Ok(entity::audit_event::Entity::find()
+        .filter(mine(user_id))
+        .count(&app.db.read)
+        .await?)
+}

@@ -8,8 +8,11 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod email_tokens;
 pub mod invalidations;
+pub mod mail;
 pub mod roles;
+pub mod self_service;
 pub mod sessions;
 pub mod types;
 pub mod users;

@@ -232,6 +232,22 @@ pub async fn link<C: ConnectionTrait>(conn: &C, user_id: Uuid, name: &str) -> Ap
     Ok(())
 }
 
+/// Locks the `admin` role's row for the rest of the transaction (`FOR
+/// UPDATE` on PostgreSQL; SQLite serialises writers anyway) and returns its
+/// id: every change that could remove the last admin takes it first.
+///
+/// # Errors
+/// `Internal` when the database fails.
+pub async fn lock_admin_role<C: ConnectionTrait>(conn: &C) -> AppResult<Option<Uuid>> {
+    use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, QuerySelect as _};
+    Ok(role::Entity::find()
+        .filter(role::Column::Name.eq(ADMIN))
+        .lock_exclusive()
+        .one(conn)
+        .await?
+        .map(|r| r.id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

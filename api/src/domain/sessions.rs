@@ -51,7 +51,7 @@ struct SessionState {
 }
 
 /// The stale keys of sessions that just ended.
-fn ended(ids: &[Uuid]) -> Vec<Stale> {
+pub fn ended(ids: &[Uuid]) -> Vec<Stale> {
     ids.iter().map(|id| (SESSIONS.key(id), DEAD)).collect()
 }
 
@@ -61,6 +61,9 @@ pub enum RevokeReason {
     Logout,
     LogoutAll,
     TokenReuse,
+    PasswordChanged,
+    PasswordReset,
+    Revoked,
 }
 
 impl RevokeReason {
@@ -69,6 +72,9 @@ impl RevokeReason {
             Self::Logout => "logout",
             Self::LogoutAll => "logout_all",
             Self::TokenReuse => "token_reuse",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordReset => "password_reset",
+            Self::Revoked => "revoked",
         }
     }
 }
@@ -165,13 +171,27 @@ pub struct Rotated {
     pub session_id: Uuid,
     pub refresh_token: String,
     pub access_token: String,
+    /// How long ago the access token was signed (a grace replay hands out
+    /// the one signed at the rotation).
+    pub issued_ago: Duration,
+}
+
+/// The pair a rotation handed out, kept sealed for the reuse grace.
+#[derive(Serialize, Deserialize)]
+struct Successor {
+    access_token: String,
+    refresh_token: String,
 }
 
 /// Rotates a refresh token: the presented one dies, a new one is returned.
 /// Presenting a token that was already rotated is reuse: the whole session is
-/// revoked and `TOKEN_REUSE_DETECTED` audited. Everything the answer needs
-/// (the user, the signed access token) is made before the rotation commits:
-/// once the old token is dead, nothing can fail the request.
+/// revoked and `TOKEN_REUSE_DETECTED` audited — except for the immediate
+/// predecessor within `REFRESH_TOKEN_REUSE_INTERVAL` of its rotation, which
+/// answers with the same pair again (two tabs refreshing at once). That pair
+/// is stored only sealed under a key derived from the presented token.
+/// Everything the answer needs (the user, the signed access token) is made
+/// before the rotation commits: once the old token is dead, nothing can fail
+/// the request.
 ///
 /// # Errors
 /// `INVALID_TOKEN` for an unknown, rotated, expired or revoked token.
@@ -188,7 +208,7 @@ pub async fn refresh(app: &App, meta: &RequestMeta, presented: &str) -> AppResul
         .await?;
     let Some((s, Some(owner))) = current else {
         drop(txn);
-        return detect_reuse(app, meta, &hash).await;
+        return replayed(app, meta, presented, &hash).await;
     };
     let at = now();
     if s.revoked_at.is_some() || s.expires_at <= at || owner.status != user::UserStatus::Active {
@@ -217,16 +237,35 @@ pub async fn refresh(app: &App, meta: &RequestMeta, presented: &str) -> AppResul
     if updated.rows_affected != 1 {
         // Another request rotated this token first: this one is a replay.
         drop(txn);
-        return detect_reuse(app, meta, &hash).await;
+        return replayed(app, meta, presented, &hash).await;
     }
+    let access_token = app.jwt.issue(s.user_id, s.id)?;
+    let successor = (!app.config.jwt.reuse_interval.is_zero()).then(|| {
+        let pair = Successor {
+            access_token: access_token.clone(),
+            refresh_token: next.token.clone(),
+        };
+        tokens::seal(presented, &serde_json::to_vec(&pair).unwrap_or_default())
+    });
+    // Only the immediate predecessor keeps a sealed successor.
+    rotated_refresh_token::Entity::update_many()
+        .col_expr(
+            rotated_refresh_token::Column::Successor,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(rotated_refresh_token::Column::SessionId.eq(s.id))
+        .filter(rotated_refresh_token::Column::Successor.is_not_null())
+        .exec(&txn)
+        .await?;
     rotated_refresh_token::ActiveModel {
         token_hash: Set(hash),
         session_id: Set(s.id),
         rotated_at: Set(at),
+        generation: Set(Some(s.generation)),
+        successor: Set(successor),
     }
     .insert(&txn)
     .await?;
-    let access_token = app.jwt.issue(s.user_id, s.id)?;
     // The expiry moved: the cached liveness of the old generation is stale.
     let generation = u64::try_from(s.generation).unwrap_or(0) + 1;
     invalidations::commit(app, txn, &[(SESSIONS.key(s.id), generation)]).await?;
@@ -235,16 +274,28 @@ pub async fn refresh(app: &App, meta: &RequestMeta, presented: &str) -> AppResul
         session_id: s.id,
         refresh_token: next.token,
         access_token,
+        issued_ago: Duration::ZERO,
     })
 }
 
-async fn detect_reuse(app: &App, meta: &RequestMeta, hash: &str) -> AppResult<Rotated> {
+/// A token that is not its session's current one: within the grace, the
+/// immediate predecessor gets its successor pair again; anything else that
+/// was once valid is reuse.
+async fn replayed(
+    app: &App,
+    meta: &RequestMeta,
+    presented: &str,
+    hash: &str,
+) -> AppResult<Rotated> {
     let rotated = rotated_refresh_token::Entity::find_by_id(hash.to_owned())
         .one(&app.db.write)
         .await?;
     let Some(rotated) = rotated else {
         return Err(AppError::InvalidToken("Unknown refresh token".into()));
     };
+    if let Some(again) = within_grace(app, &rotated, presented).await? {
+        return Ok(again);
+    }
     let txn = app.db.write.begin().await?;
     let Some(s) = session::Entity::find_by_id(rotated.session_id)
         .one(&txn)
@@ -269,6 +320,47 @@ async fn detect_reuse(app: &App, meta: &RequestMeta, hash: &str) -> AppResult<Ro
     Err(AppError::InvalidToken(
         "Refresh token was already used; the session has been revoked".into(),
     ))
+}
+
+/// The pair handed out for `rotated`, when it is the live session's
+/// immediate predecessor and was rotated within the grace interval.
+async fn within_grace(
+    app: &App,
+    rotated: &rotated_refresh_token::Model,
+    presented: &str,
+) -> AppResult<Option<Rotated>> {
+    let interval = app.config.jwt.reuse_interval;
+    let (Some(sealed), Some(generation)) = (&rotated.successor, rotated.generation) else {
+        return Ok(None);
+    };
+    let age = Utc::now() - rotated.rotated_at;
+    if interval.is_zero() || age > chrono::Duration::from_std(interval).unwrap_or_default() {
+        return Ok(None);
+    }
+    let found = session::Entity::find_by_id(rotated.session_id)
+        .find_also_related(user::Entity)
+        .one(&app.db.write)
+        .await?;
+    let Some((s, Some(owner))) = found else {
+        return Ok(None);
+    };
+    let live =
+        s.revoked_at.is_none() && s.expires_at > now() && owner.status == user::UserStatus::Active;
+    if !live || s.generation != generation + 1 {
+        return Ok(None);
+    }
+    let Some(pair) = tokens::open(presented, sealed)
+        .and_then(|raw| serde_json::from_slice::<Successor>(&raw).ok())
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Rotated {
+        user: owner.into(),
+        session_id: s.id,
+        refresh_token: pair.refresh_token,
+        access_token: pair.access_token,
+        issued_ago: age.to_std().unwrap_or_default(),
+    }))
 }
 
 /// Sets `revoked_at` on the sessions that are still live; returns how many.
@@ -379,6 +471,43 @@ pub async fn revoke_all(
     Ok(stale.len() as u64)
 }
 
+/// Ends one session by id: the caller's own, or anyone's when
+/// `may_manage_others` (`users:write`). Returns whether it was live.
+///
+/// # Errors
+/// `NOT_FOUND` for an unknown session, and for another user's without the
+/// permission (so its existence does not leak).
+pub async fn revoke_one(
+    app: &App,
+    meta: &RequestMeta,
+    actor: Uuid,
+    session_id: Uuid,
+    may_manage_others: bool,
+) -> AppResult<bool> {
+    let found = session::Entity::find_by_id(session_id)
+        .one(&app.db.write)
+        .await?
+        .filter(|s| s.user_id == actor || may_manage_others);
+    let Some(found) = found else {
+        return Err(AppError::NotFound("No such session".into()));
+    };
+    let txn = app.db.write.begin().await?;
+    let ended_now = mark_revoked(&txn, &[found.id], RevokeReason::Revoked).await? > 0;
+    if ended_now {
+        audit::record(
+            &txn,
+            meta,
+            Event::new(Action::SessionRevoked)
+                .actor(actor)
+                .target(found.user_id)
+                .metadata(serde_json::json!({ "sessionId": found.id.to_string() })),
+        )
+        .await?;
+    }
+    invalidations::commit(app, txn, &ended(&[found.id])).await?;
+    Ok(ended_now)
+}
+
 /// A session as the API shows it: no token hash.
 #[derive(Clone, Debug)]
 pub struct SessionView {
@@ -420,6 +549,25 @@ pub async fn list_live(app: &App, user_id: Uuid) -> AppResult<Vec<SessionView>> 
         .collect())
 }
 
+/// Drops the sealed successor pairs whose grace is over (each session's
+/// latest one is otherwise kept until its next rotation).
+///
+/// # Errors
+/// `Internal` when the database fails.
+pub async fn clear_spent_successors(app: &App) -> AppResult<u64> {
+    let grace = chrono::Duration::from_std(app.config.jwt.reuse_interval).unwrap_or_default();
+    Ok(rotated_refresh_token::Entity::update_many()
+        .col_expr(
+            rotated_refresh_token::Column::Successor,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(rotated_refresh_token::Column::RotatedAt.lt(now() - grace))
+        .filter(rotated_refresh_token::Column::Successor.is_not_null())
+        .exec(&app.db.write)
+        .await?
+        .rows_affected)
+}
+
 /// How long ended sessions are kept (for the user's view of recent activity
 /// and for reuse detection) before they are deleted.
 const KEEP_ENDED: chrono::Duration = chrono::Duration::days(7);
@@ -437,6 +585,7 @@ const ROTATED_ROWS: u64 = 1000;
 /// # Errors
 /// `Internal` when the database fails.
 pub async fn purge_ended(app: &App, batch: u64) -> AppResult<(u64, u32)> {
+    clear_spent_successors(app).await?;
     let cutoff = now() - KEEP_ENDED;
     let (mut deleted, mut batches) = (0, 0);
     // Expired first, then revoked: each walks its own index in order, so a

@@ -73,6 +73,11 @@ pub fn stale(id: Uuid, version: i64) -> Vec<Stale> {
     ]
 }
 
+/// `version + 1`: every write to a user row makes its cached copies stale.
+pub fn bumped() -> sea_orm::sea_query::SimpleExpr {
+    sea_orm::sea_query::ExprTrait::add(sea_orm::sea_query::Expr::col(user::Column::Version), 1)
+}
+
 /// Loads users by id: cache first (one MGET), then one query on the primary
 /// for the misses.
 ///

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextRequest,
 };
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
-use async_graphql::{Response, ServerError, ServerResult, Variables};
+use async_graphql::{Request, Response, ServerError, ServerResult, Variables};
 
 /// Marks a request that arrived over `GET`: it may only query.
 pub struct ViaGet;
@@ -26,6 +26,8 @@ pub struct Guard {
     pub max_introspection_depth: usize,
     pub max_aliases: usize,
     pub max_directives: usize,
+    /// Fields of the expanded operations (the complexity limit).
+    pub max_fields: usize,
 }
 
 impl ExtensionFactory for Guard {
@@ -64,6 +66,9 @@ pub struct Shape {
     pub introspection_depth: usize,
     pub aliases: usize,
     pub directives: usize,
+    /// Fields once every spread is expanded: the work validation and
+    /// execution would do, which a few doubling fragments make exponential.
+    pub fields: usize,
 }
 
 impl Shape {
@@ -72,6 +77,7 @@ impl Shape {
         self.introspection_depth = self.introspection_depth.max(other.introspection_depth);
         self.aliases = self.aliases.saturating_add(other.aliases);
         self.directives = self.directives.saturating_add(other.directives);
+        self.fields = self.fields.saturating_add(other.fields);
     }
 }
 
@@ -119,6 +125,7 @@ impl<'a> Measure<'a> {
                             .aliases
                             .saturating_add(usize::from(field.alias.is_some())),
                         directives: child.directives.saturating_add(field.directives.len()),
+                        fields: child.fields.saturating_add(1),
                     }
                 }
                 Selection::InlineFragment(fragment) => {
@@ -168,22 +175,89 @@ impl<'a> Measure<'a> {
     }
 }
 
-/// The shape of every operation of a document, with fragments expanded.
+/// The shape of every operation of a document, with fragments expanded,
+/// then one more for the fragments no operation spreads (validation still
+/// walks them).
+///
+/// # Errors
+/// A fragment cycle, or fragments nested too deep to measure.
 pub fn measure(doc: &ExecutableDocument) -> Result<Vec<Shape>, Unmeasurable> {
     let mut measure = Measure {
         doc,
         done: HashMap::new(),
         open: Vec::new(),
     };
-    doc.operations
-        .iter()
-        .map(|(_, op)| {
-            let mut shape = measure.set(&op.node.selection_set.node, false)?;
-            shape.directives = shape.directives.saturating_add(op.node.directives.len());
-            Ok(shape)
-        })
-        .collect()
+    let mut shapes = Vec::with_capacity(doc.operations.iter().count() + 1);
+    for (_, op) in doc.operations.iter() {
+        let mut shape = measure.set(&op.node.selection_set.node, false)?;
+        let variable_directives: usize = op
+            .node
+            .variable_definitions
+            .iter()
+            .map(|v| v.node.directives.len())
+            .sum();
+        shape.directives = shape
+            .directives
+            .saturating_add(op.node.directives.len())
+            .saturating_add(variable_directives);
+        shapes.push(shape);
+    }
+    let mut unused = Shape::default();
+    for name in doc.fragments.keys() {
+        let name = name.as_str();
+        if !measure.done.contains_key(&(name, false)) && !measure.done.contains_key(&(name, true)) {
+            unused.merge(measure.fragment(name, false)?);
+        }
+    }
+    shapes.push(unused);
+    Ok(shapes)
 }
+
+/// How deep `{`, `[` and `(` nest in a document's text, outside strings and
+/// comments: checked before parsing, because the parser recurses once per
+/// level and a megabyte of `{a{a{…` would exhaust its stack.
+pub fn text_nesting(query: &str) -> usize {
+    let bytes = query.as_bytes();
+    let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
+                    i += 1;
+                }
+            }
+            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+                i += 3;
+                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                    i += if bytes[i..].starts_with(b"\\\"\"\"") {
+                        4
+                    } else {
+                        1
+                    };
+                }
+                i += 2;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    deepest
+}
+
+/// Text nested deeper than this is refused before parsing. Far above what
+/// the depth limits let through, far below what the parser's stack takes.
+const MAX_TEXT_NESTING: usize = 128;
 
 fn kind(op: OperationType) -> &'static str {
     match op {
@@ -241,6 +315,29 @@ impl Extension for GuardExtension {
         response
     }
 
+    /// The limits, before the engine parses or walks anything: its own
+    /// checks expand every fragment spread without memory, so a small
+    /// document of doubling fragments would cost minutes there.
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let nesting = text_nesting(&request.query);
+        if nesting > MAX_TEXT_NESTING {
+            return Err(coded_error(
+                format!("Query is nested too deep: {nesting} levels of brackets"),
+                "QUERY_TOO_COMPLEX",
+            ));
+        }
+        // A document that does not parse is the engine's to report.
+        if let Ok(doc) = request.parsed_query() {
+            self.check_limits(doc)?;
+        }
+        next.run(ctx, request).await
+    }
+
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -271,7 +368,6 @@ impl Extension for GuardExtension {
                 "BAD_USER_INPUT",
             ));
         }
-        self.check_limits(&doc)?;
         Ok(doc)
     }
 }
@@ -313,6 +409,12 @@ impl GuardExtension {
             return too_complex(format!(
                 "Query uses {} aliases; at most {} are allowed",
                 total.aliases, limits.max_aliases
+            ));
+        }
+        if total.fields > limits.max_fields {
+            return too_complex(format!(
+                "Query selects {} fields once its fragments are expanded; at most {}",
+                total.fields, limits.max_fields
             ));
         }
         if total.directives > limits.max_directives {
@@ -402,6 +504,27 @@ mod tests {
             ));
         }
         assert_eq!(shape(&doubling).unwrap().aliases, 1 << 30);
+    }
+
+    #[test]
+    fn text_nesting_skips_strings_and_comments() {
+        use super::text_nesting;
+        assert_eq!(text_nesting("{ a { b(x: [1, {y: 2}]) } }"), 5);
+        assert_eq!(text_nesting("{ a(s: \"{{{{\\\"{{\") }"), 2);
+        assert_eq!(
+            text_nesting("{ a(s: \"\"\"{{{ \\\"\"\" {{\"\"\") } # {{{{{\n"),
+            2
+        );
+        assert_eq!(text_nesting(&"{a".repeat(1000)), 1000);
+    }
+
+    #[test]
+    fn fields_count_every_expansion() {
+        let s = shape("{ me { ...F ...F } } fragment F on User { id email }").unwrap();
+        assert_eq!(s.fields, 5);
+        // An unused fragment still counts once.
+        let s = shape("{ me { id } } fragment U on User { id email }").unwrap();
+        assert_eq!(s.fields, 4);
     }
 
     #[test]

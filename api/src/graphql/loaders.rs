@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use crate::domain::roles::{self, RoleView};
+use crate::domain::users::{self, UserView};
 use crate::state::AppState;
 
 /// The roles of each user, sorted by name.
@@ -18,5 +19,17 @@ impl async_graphql::dataloader::Loader<Uuid> for RolesByUserLoader {
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Vec<RoleView>>, Self::Error> {
         Ok(roles::for_users(&self.0, keys).await?)
+    }
+}
+
+/// Users by id.
+pub struct UserLoader(pub AppState);
+
+impl async_graphql::dataloader::Loader<Uuid> for UserLoader {
+    type Value = UserView;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, UserView>, Self::Error> {
+        Ok(users::load_many(&self.0, keys).await?)
     }
 }

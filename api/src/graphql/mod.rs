@@ -3,6 +3,7 @@
 //! Resolvers are thin: they take state and viewer from the context, check
 //! permission, call `domain::…` and convert the result.
 
+pub mod audit;
 pub mod context;
 pub mod extension;
 pub mod loaders;
@@ -16,7 +17,7 @@ use async_graphql::{EmptySubscription, MergedObject, Schema};
 use crate::config::GraphqlLimits;
 
 #[derive(MergedObject, Default)]
-pub struct Query(query::UserQuery, query::RoleQuery);
+pub struct Query(query::UserQuery, query::RoleQuery, audit::AuditQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(mutation::AuthMutation);
@@ -38,6 +39,7 @@ pub fn build_schema(limits: &GraphqlLimits) -> AppSchema {
             max_introspection_depth: limits.max_introspection_depth,
             max_aliases: limits.max_aliases,
             max_directives: limits.max_directives,
+            max_fields: limits.max_complexity,
         });
     if !limits.introspection {
         // No introspection and no "did you mean" hints that leak the schema.

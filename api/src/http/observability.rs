@@ -1,12 +1,8 @@
 //! `/metrics`, `/.well-known/jwks.json` and `/schema.graphql`.
 
-use std::time::Duration;
-
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use entity::mail_outbox;
-use sea_orm::{ColumnTrait as _, EntityTrait as _, PaginatorTrait as _, QueryFilter as _};
 
 use super::ServerState;
 
@@ -14,12 +10,7 @@ pub async fn metrics(State(server): State<ServerState>) -> impl IntoResponse {
     let app = &server.app;
     app.db.record_pool_metrics();
     crate::telemetry::collect_process_metrics();
-    let pending = mail_outbox::Entity::find()
-        .filter(mail_outbox::Column::SentAt.is_null())
-        .count(&app.db.read);
-    if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), pending).await {
-        metrics::gauge!("usergraph_mail_outbox_pending").set(n as f64);
-    }
+    // The outbox gauges are the mail worker's (no query per scrape).
     (
         [(
             header::CONTENT_TYPE,

@@ -4,5 +4,6 @@
 //! the trait.
 
 pub mod cache;
+pub mod mailer;
 pub mod ratelimit;
 pub mod redis;

@@ -76,8 +76,10 @@ fn every_code_variable_and_action_of_the_code_is_documented() {
     );
 }
 
-/// Link targets of a Markdown text outside code blocks: `[text](target)`,
-/// `<target>` autolinks, and bare `http(s)://` addresses.
+/// Link targets of a Markdown text outside code blocks: inline links
+/// `[text](target)`, reference definitions `[ref]: target`, autolinks
+/// `<scheme:…>`, HTML `href`/`src` attributes, and bare `http(s)://`,
+/// `ftp://`, `mailto:` and `www.` addresses.
 fn links(markdown: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut fenced = false;
@@ -97,6 +99,13 @@ fn links(markdown: &str) -> Vec<String> {
             .map(|(_, s)| s)
             .collect::<Vec<_>>()
             .join(" ");
+        let trimmed = prose.trim_start();
+        if trimmed.starts_with('[')
+            && let Some((_, rest)) = trimmed.split_once("]:")
+            && let Some(target) = rest.split_whitespace().next()
+        {
+            out.push(target.trim_matches(['<', '>']).to_owned());
+        }
         let mut rest = prose.as_str();
         while let Some(at) = rest.find("](") {
             let tail = &rest[at + 2..];
@@ -104,13 +113,82 @@ fn links(markdown: &str) -> Vec<String> {
             out.push(tail[..end].trim().to_owned());
             rest = &tail[end..];
         }
-        for word in prose.split(|c: char| c.is_whitespace() || c == '<' || c == '>' || c == '(') {
-            if word.starts_with("http://") || word.starts_with("https://") {
-                out.push(word.trim_end_matches([')', '.', ',']).to_owned());
+        for attribute in ["href=", "src="] {
+            let mut rest = prose.as_str();
+            while let Some(at) = rest.find(attribute) {
+                let tail = &rest[at + attribute.len()..];
+                let quote = tail.chars().next().unwrap_or(' ');
+                let value: String = if quote == '"' || quote == '\'' {
+                    tail[1..].chars().take_while(|c| *c != quote).collect()
+                } else {
+                    tail.chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '>')
+                        .collect()
+                };
+                out.push(value);
+                rest = tail;
+            }
+        }
+        let mut rest = prose.as_str();
+        while let Some(at) = rest.find('<') {
+            let tail = &rest[at + 1..];
+            let end = tail.find('>').unwrap_or(tail.len());
+            let inside = &tail[..end];
+            if !inside.contains(char::is_whitespace) && (external(inside) || inside.contains('@')) {
+                out.push(inside.to_owned());
+            }
+            rest = &tail[end..];
+        }
+        for word in prose.split(|c: char| c.is_whitespace() || "<>()[]\"'".contains(c)) {
+            let word = word.trim_end_matches(['.', ',', ';', ':']);
+            if ["http://", "https://", "ftp://", "mailto:", "www."]
+                .iter()
+                .any(|p| word.starts_with(p))
+            {
+                out.push(word.to_owned());
             }
         }
     }
+    out.sort();
+    out.dedup();
     out
+}
+
+/// Whether a link target leaves the repository: any URL scheme, a `www.`
+/// host, or an email address.
+fn external(target: &str) -> bool {
+    let scheme = target.split_once(':').is_some_and(|(s, _)| {
+        s.len() > 1
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    });
+    scheme || target.starts_with("www.") || target.contains('@')
+}
+
+/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces
+/// to hyphens.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+fn anchors(markdown: &str) -> Vec<String> {
+    let mut fenced = false;
+    markdown
+        .lines()
+        .filter(|line| {
+            if line.trim_start().starts_with("```") {
+                fenced = !fenced;
+            }
+            !fenced && line.starts_with('#')
+        })
+        .map(|line| slug(&line.trim_start_matches('#').replace('`', "")))
+        .collect()
 }
 
 fn assert_links_stay_inside(relative: &str) {
@@ -121,21 +199,28 @@ fn assert_links_stay_inside(relative: &str) {
     let mut checked = 0;
     for target in links(&text) {
         assert!(
-            !target.contains("://") && !target.starts_with("mailto:"),
+            !external(&target),
             "{relative} links outside the repository: {target}"
         );
-        let file = target.split('#').next().unwrap();
-        if file.is_empty() {
-            continue;
-        }
-        let resolved = dir
-            .join(file)
-            .canonicalize()
-            .unwrap_or_else(|_| panic!("{relative} links to a missing file: {target}"));
+        let (file, anchor) = target.split_once('#').unwrap_or((&target, ""));
+        let resolved = if file.is_empty() {
+            path.clone()
+        } else {
+            dir.join(file)
+                .canonicalize()
+                .unwrap_or_else(|_| panic!("{relative} links to a missing file: {target}"))
+        };
         assert!(
             resolved.starts_with(&repo),
             "{relative} links outside the repository: {target}"
         );
+        if !anchor.is_empty() && resolved.extension().is_some_and(|e| e == "md") {
+            let headings = anchors(&std::fs::read_to_string(&resolved).unwrap());
+            assert!(
+                headings.iter().any(|h| h == anchor),
+                "{relative} links to a missing heading: {target}"
+            );
+        }
         checked += 1;
     }
     assert!(checked > 0, "{relative} links to the repository's files");
@@ -155,18 +240,48 @@ fn the_readme_and_the_api_reference_link_only_inside_the_repository() {
 
 #[test]
 fn the_link_scanner_sees_every_kind_of_link() {
-    let mut found = links(
+    let found = links(
         "see [a](docs/a.md#x) and <https://example.com/x> or https://example.org.\n\
-         ```\ncurl http://localhost:8080\n```\n`http://inline` [b](../shared/spec.md)",
+         ```\ncurl http://localhost:8080\n```\n`http://inline` [b](../shared/spec.md)\n\
+         [ref]: ../../../x.md\n[ref2]:https://example.net\n\
+         <a href=\"https://badge.example\"><img src='https://img.example/x.svg'></a>\n\
+         www.example.com and <mailto:a@b.c> or <a@b.c>; ftp://files.example",
     );
-    found.sort();
-    assert_eq!(
-        found,
-        [
-            "../shared/spec.md",
-            "docs/a.md#x",
-            "https://example.com/x",
-            "https://example.org"
-        ]
+    for expected in [
+        "docs/a.md#x",
+        "https://example.com/x",
+        "https://example.org",
+        "../shared/spec.md",
+        "../../../x.md",
+        "https://example.net",
+        "https://badge.example",
+        "https://img.example/x.svg",
+        "www.example.com",
+        "mailto:a@b.c",
+        "a@b.c",
+        "ftp://files.example",
+    ] {
+        assert!(
+            found.iter().any(|f| f == expected),
+            "{expected} in {found:?}"
+        );
+    }
+    assert!(
+        !found
+            .iter()
+            .any(|f| f.contains("localhost") || f.contains("inline"))
     );
+    for outside in ["https://x", "mailto:a@b.c", "www.x.org", "a@b.c", "ftp://x"] {
+        assert!(external(outside), "{outside}");
+    }
+    for inside in [
+        "docs/api.md",
+        "../schema.graphql",
+        "#limits",
+        "api.md#errors",
+    ] {
+        assert!(!external(inside), "{inside}");
+    }
+    assert_eq!(slug("Not built yet"), "not-built-yet");
+    assert_eq!(slug("POST /graphql"), "post-graphql");
 }

@@ -124,6 +124,14 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+impl TestApp {
+    /// Stops this instance but keeps its database, for a restart: pass the
+    /// result to [`start`] with this instance's `database_url`.
+    pub fn stop_keeping_database(mut self) -> Option<TestDb> {
+        self._db.take()
+    }
+}
+
 /// Spawns an app on a fresh database after `tweak` adjusts its config.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let (url, db) = fresh_database().await;

@@ -149,7 +149,8 @@ async fn aliases_and_directives_count_each_time_a_fragment_is_spread() {
     assert!(once.get("errors").is_none(), "21 aliases pass: {once}");
 
     // A fragment doubling at each level would expand to millions of aliases
-    // (and directives): counted without expanding, refused at once.
+    // (and directives): counted without expanding, refused before the engine
+    // walks it.
     let mut doubling = String::from("fragment F0 on User { a: id b: id }");
     for i in 1..=24 {
         doubling.push_str(&format!(
@@ -193,15 +194,75 @@ async fn aliases_and_directives_count_each_time_a_fragment_is_spread() {
 }
 
 #[tokio::test]
+async fn doubling_fragments_without_aliases_are_refused_before_any_expansion() {
+    let app = spawn_app().await;
+    // 2^29 fields once expanded, in a few hundred bytes, no alias, no
+    // directive, nested 31 deep. The engine's own checks would expand it
+    // spread by spread (minutes of CPU); the guard counts it in 30 steps.
+    let mut doc = String::from("{ me { ...F29 } } fragment F0 on User { id }");
+    for i in 1..=29 {
+        doc.push_str(&format!(
+            " fragment F{i} on User {{ ...F{j} ...F{j} }}",
+            j = i - 1
+        ));
+    }
+    let body = refused(&app, &doc).await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("fields"),
+        "{body}"
+    );
+    // Unused fragments are measured too: validation walks them all the same.
+    let mut unused = String::from("{ me { id } } fragment G0 on User { id }");
+    for i in 1..=29 {
+        unused.push_str(&format!(
+            " fragment G{i} on User {{ ...G{j} ...G{j} }}",
+            j = i - 1
+        ));
+    }
+    refused(&app, &unused).await;
+}
+
+#[tokio::test]
+async fn brackets_nested_a_hundred_thousand_deep_are_refused_unparsed() {
+    let app = spawn_app().await;
+    for open in ["{a", "[", "(a:"] {
+        let text = open.repeat(100_000);
+        let body = refused(&app, &text).await;
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("brackets"),
+            "{body}"
+        );
+    }
+    let healthy = app.gql("{ me { id } }", json!({}), None).await;
+    assert_eq!(
+        healthy,
+        json!({ "data": { "me": null } }),
+        "the server survived"
+    );
+}
+
+#[tokio::test]
 async fn fragment_cycles_and_long_fragment_chains_are_refused() {
     let app = spawn_app().await;
-    // (The parser's own recursion limit meets a cycle first; the guard's
-    // measure refuses it too, see its unit tests.)
-    refused(
+    // The guard finds the cycle before the engine walks it.
+    let body = refused(
         &app,
         "{ me { ...A } } fragment A on User { id ...B } fragment B on User { ...A }",
     )
     .await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("spreads itself"),
+        "{body}"
+    );
     // Thousands of fragments spreading the next one: refused without
     // recursing through all of them.
     let mut chain = String::from("{ me { ...F0 } }");

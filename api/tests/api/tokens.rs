@@ -5,7 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 
-use crate::helpers::{code, redis_url, spawn_app, spawn_replica};
+use crate::helpers::{code, redis_url, spawn_app, spawn_app_with, spawn_replica};
 
 const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
 
@@ -29,7 +29,8 @@ async fn refresh_rotates_the_token() {
 
 #[tokio::test]
 async fn reusing_a_rotated_token_revokes_the_whole_session() {
-    let app = spawn_app().await;
+    // Strict: no grace for concurrent refreshes (lifecycle.rs tests the grace).
+    let app = spawn_app_with(|c| c.jwt.reuse_interval = std::time::Duration::ZERO).await;
     let t = app.signed_up("kim@example.com").await;
     let rotated = app.refresh(&t.refresh).await;
     let newer_refresh = rotated["data"]["refreshToken"]["refreshToken"]

@@ -1,0 +1,363 @@
+//! What a user does to their own account besides signing in: email
+//! verification, password reset and change, profile, deletion.
+//!
+//! Each write commits with its audit event (and its mail, token and cache
+//! invalidations) in one transaction; password hashing, the slow part, runs
+//! before that transaction opens.
+
+use entity::user::{self, UserStatus};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait as _, EntityTrait as _, PaginatorTrait as _, QueryFilter as _, QuerySelect as _,
+    TransactionTrait as _,
+};
+use uuid::Uuid;
+
+use super::audit::{self, Action, Event};
+use super::email_tokens::{self, Purpose};
+use super::invalidations::{self, Stale};
+use super::sessions::{self, RevokeReason};
+use super::types::{DisplayName, EmailAddress, Password};
+use super::users::{self, UserView, bumped};
+use super::{RequestMeta, accounts, mail, now, roles};
+use crate::auth::password::Verified;
+use crate::error::{AppError, AppResult};
+use crate::state::App;
+
+async fn account(app: &App, user_id: Uuid) -> AppResult<user::Model> {
+    user::Entity::find_by_id(user_id)
+        .one(&app.db.write)
+        .await?
+        .ok_or_else(|| AppError::Unauthenticated("This account no longer exists".into()))
+}
+
+/// Testing hook: fail a write after its token and mail are in, before the
+/// commit (see `Config::fail_before_commit`).
+fn forced_failure(app: &App) -> AppResult<()> {
+    if app.config.fail_before_commit {
+        return Err(AppError::internal(anyhow::anyhow!(
+            "forced failure before commit (testing hook)"
+        )));
+    }
+    Ok(())
+}
+
+/// Mails the caller a link that verifies their address (replacing any
+/// earlier link). An address already verified gets no mail.
+///
+/// # Errors
+/// `Internal` when the database fails.
+pub async fn request_email_verification(
+    app: &App,
+    meta: &RequestMeta,
+    user_id: Uuid,
+) -> AppResult<()> {
+    let row = account(app, user_id).await?;
+    if row.email_verified {
+        return Ok(());
+    }
+    let txn = app.db.write.begin().await?;
+    let token = email_tokens::issue(
+        &txn,
+        Purpose::VerifyEmail,
+        row.id,
+        &row.email,
+        app.config.mail.verification_ttl,
+    )
+    .await?;
+    mail::enqueue(
+        &txn,
+        row.id,
+        &row.email,
+        mail::verification_mail(app, &token),
+    )
+    .await?;
+    audit::record(
+        &txn,
+        meta,
+        Event::new(Action::EmailVerificationRequested).by_self(row.id),
+    )
+    .await?;
+    forced_failure(app)?;
+    txn.commit().await?;
+    mail::queued(app, "email_verification");
+    Ok(())
+}
+
+/// Marks the address the token was sent to as verified, if it is still the
+/// account's address.
+///
+/// # Errors
+/// `INVALID_TOKEN` for a token that does not work.
+pub async fn verify_email(app: &App, meta: &RequestMeta, token: &str) -> AppResult<UserView> {
+    let txn = app.db.write.begin().await?;
+    let used = email_tokens::consume(&txn, Purpose::VerifyEmail, token).await?;
+    let changed = user::Entity::update_many()
+        .col_expr(user::Column::EmailVerified, Expr::value(true))
+        .col_expr(user::Column::UpdatedAt, Expr::value(now()))
+        .col_expr(user::Column::Version, bumped())
+        .filter(user::Column::Id.eq(used.user_id))
+        .filter(user::Column::Email.eq(used.email.as_str()))
+        .exec_with_returning(&txn)
+        .await?;
+    let Some(row) = changed.into_iter().next() else {
+        return Err(AppError::InvalidToken(
+            "This link was sent to an address the account no longer has".into(),
+        ));
+    };
+    audit::record(
+        &txn,
+        meta,
+        Event::new(Action::EmailVerified)
+            .by_self(row.id)
+            .metadata(serde_json::json!({ "email": row.email })),
+    )
+    .await?;
+    invalidations::commit(app, txn, &users::stale(row.id, row.version)).await?;
+    Ok(row.into())
+}
+
+/// Queues a reset for `email` whether or not it has an account: one insert
+/// either way, so the answer takes the same time (the worker looks it up).
+///
+/// # Errors
+/// `BAD_USER_INPUT` for a malformed address; `Internal` when the database
+/// fails.
+pub async fn request_password_reset(app: &App, meta: &RequestMeta, email: &str) -> AppResult<()> {
+    let email = EmailAddress::parse(email)?;
+    mail::enqueue_reset_request(&app.db.write, email.as_str(), meta).await?;
+    app.mail_queued.notify_one();
+    Ok(())
+}
+
+/// Sets a new password with a reset token: every session ends, any lockout
+/// is lifted, the other reset links die.
+///
+/// # Errors
+/// `INVALID_TOKEN` for a token that does not work, `BAD_USER_INPUT`
+/// (`newPassword`) for a password the policy refuses.
+pub async fn reset_password(
+    app: &App,
+    meta: &RequestMeta,
+    token: &str,
+    new_password: &str,
+) -> AppResult<()> {
+    // Cheap checks first: the token (without using it), then the policy,
+    // then the hash; the token is used up only in the writing transaction.
+    Password::for_verification(new_password, "newPassword")?;
+    let owner = email_tokens::peek(app, Purpose::ResetPassword, token).await?;
+    let row = account(app, owner)
+        .await
+        .map_err(|_| AppError::InvalidToken("This link is invalid, used or expired".into()))?;
+    let email = EmailAddress::parse(&row.email)?;
+    let password = Password::new_checked(new_password, &email, "newPassword")?;
+    let hash = app.hasher.hash(&password).await?;
+
+    let txn = app.db.write.begin().await?;
+    let used = email_tokens::consume(&txn, Purpose::ResetPassword, token).await?;
+    let changed = user::Entity::update_many()
+        .col_expr(user::Column::PasswordHash, Expr::value(hash))
+        .col_expr(user::Column::FailedLoginCount, Expr::value(0))
+        .col_expr(
+            user::Column::LockedUntil,
+            Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+        )
+        .col_expr(user::Column::UpdatedAt, Expr::value(now()))
+        .col_expr(user::Column::Version, bumped())
+        .filter(user::Column::Id.eq(used.user_id))
+        // Not for a disabled account, nor one whose address changed since
+        // the link was sent.
+        .filter(user::Column::Status.eq(UserStatus::Active))
+        .filter(user::Column::Email.eq(used.email.as_str()))
+        .exec_with_returning(&txn)
+        .await?;
+    let Some(row) = changed.into_iter().next() else {
+        return Err(AppError::InvalidToken(
+            "This link is invalid, used or expired".into(),
+        ));
+    };
+    let mut stale =
+        sessions::revoke_all_in(&txn, row.id, None, RevokeReason::PasswordReset).await?;
+    email_tokens::revoke_all(&txn, Purpose::ResetPassword, row.id).await?;
+    audit::record(
+        &txn,
+        meta,
+        Event::new(Action::PasswordReset)
+            .by_self(row.id)
+            .metadata(serde_json::json!({ "sessionsRevoked": stale.len() })),
+    )
+    .await?;
+    stale.extend(users::stale(row.id, row.version));
+    invalidations::commit(app, txn, &stale).await
+}
+
+/// Changes the caller's password: the current one is required, every other
+/// session ends, this one stays.
+///
+/// # Errors
+/// `BAD_USER_INPUT` (`currentPassword` when it is wrong, `newPassword` for a
+/// password the policy refuses).
+pub async fn change_password(
+    app: &App,
+    meta: &RequestMeta,
+    user_id: Uuid,
+    session_id: Uuid,
+    current: &str,
+    new: &str,
+) -> AppResult<()> {
+    let row = account(app, user_id).await?;
+    let email = EmailAddress::parse(&row.email)?;
+    let current = Password::for_verification(current, "currentPassword")?;
+    let new = Password::new_checked(new, &email, "newPassword")?;
+    if app.hasher.verify(&current, &row.password_hash).await? == Verified::No {
+        return Err(AppError::bad_input(
+            "currentPassword",
+            "The current password is wrong",
+        ));
+    }
+    let hash = app.hasher.hash(&new).await?;
+    let txn = app.db.write.begin().await?;
+    // Only over the hash just verified: a change or reset that committed
+    // meanwhile wins, and this one is refused rather than undoing it.
+    let changed = user::Entity::update_many()
+        .col_expr(user::Column::PasswordHash, Expr::value(hash))
+        .col_expr(user::Column::UpdatedAt, Expr::value(now()))
+        .col_expr(user::Column::Version, bumped())
+        .filter(user::Column::Id.eq(row.id))
+        .filter(user::Column::PasswordHash.eq(row.password_hash.as_str()))
+        .exec_with_returning(&txn)
+        .await?;
+    let Some(row) = changed.into_iter().next() else {
+        return Err(AppError::bad_input(
+            "currentPassword",
+            "The password was changed meanwhile; sign in again",
+        ));
+    };
+    let mut stale = sessions::revoke_all_in(
+        &txn,
+        row.id,
+        Some(session_id),
+        RevokeReason::PasswordChanged,
+    )
+    .await?;
+    email_tokens::revoke_all(&txn, Purpose::ResetPassword, row.id).await?;
+    audit::record(
+        &txn,
+        meta,
+        Event::new(Action::PasswordChanged)
+            .by_self(row.id)
+            .metadata(serde_json::json!({ "sessionsRevoked": stale.len() })),
+    )
+    .await?;
+    stale.extend(users::stale(row.id, row.version));
+    invalidations::commit(app, txn, &stale).await
+}
+
+/// Sets (`Some(Some(name))`) or clears (`Some(None)`) the caller's display
+/// name; `None` leaves it.
+///
+/// # Errors
+/// `BAD_USER_INPUT` (`displayName`) for a name the rules refuse.
+pub async fn update_profile(
+    app: &App,
+    meta: &RequestMeta,
+    user_id: Uuid,
+    display_name: Option<Option<&str>>,
+) -> AppResult<UserView> {
+    let Some(display_name) = display_name else {
+        return Ok(account(app, user_id).await?.into());
+    };
+    let display_name = display_name
+        .map(DisplayName::parse)
+        .transpose()?
+        .map(DisplayName::into_string);
+    let txn = app.db.write.begin().await?;
+    let changed = user::Entity::update_many()
+        .col_expr(user::Column::DisplayName, Expr::value(display_name))
+        .col_expr(user::Column::UpdatedAt, Expr::value(now()))
+        .col_expr(user::Column::Version, bumped())
+        .filter(user::Column::Id.eq(user_id))
+        .exec_with_returning(&txn)
+        .await?;
+    let Some(row) = changed.into_iter().next() else {
+        return Err(AppError::Unauthenticated(
+            "This account no longer exists".into(),
+        ));
+    };
+    audit::record(
+        &txn,
+        meta,
+        Event::new(Action::ProfileUpdated)
+            .by_self(row.id)
+            .metadata(serde_json::json!({ "fields": ["displayName"] })),
+    )
+    .await?;
+    invalidations::commit(app, txn, &users::stale(row.id, row.version)).await?;
+    Ok(row.into())
+}
+
+/// Deletes the caller's account: its sessions, role links, tokens and
+/// pending mail go with it, its email can be registered again, and audit
+/// events keep its id.
+///
+/// # Errors
+/// `BAD_USER_INPUT` (`password`) when the password is wrong, `FORBIDDEN` for
+/// the last active admin.
+pub async fn delete_account(
+    app: &App,
+    meta: &RequestMeta,
+    user_id: Uuid,
+    password: &str,
+) -> AppResult<()> {
+    let row = account(app, user_id).await?;
+    let password = Password::for_verification(password, "password")?;
+    if app.hasher.verify(&password, &row.password_hash).await? == Verified::No {
+        return Err(AppError::bad_input("password", "The password is wrong"));
+    }
+    let txn = app.db.write.begin().await?;
+    // Deleting admins one after another, concurrently: each takes the admin
+    // role's row lock first (PostgreSQL; SQLite has one writer anyway) and
+    // counts the others only then, so two cannot both see the other.
+    if let Some(admin) = roles::lock_admin_role(&txn).await? {
+        let holds_admin = entity::user_role::Entity::find()
+            .filter(entity::user_role::Column::UserId.eq(row.id))
+            .filter(entity::user_role::Column::RoleId.eq(admin))
+            .count(&txn)
+            .await?
+            > 0;
+        if holds_admin
+            && row.status == UserStatus::Active
+            && accounts::active_admin_count_in(&txn).await? <= 1
+        {
+            return Err(AppError::Forbidden(
+                "The last active admin cannot delete their account".into(),
+            ));
+        }
+    }
+    let live: Vec<Uuid> = entity::session::Entity::find()
+        .select_only()
+        .column(entity::session::Column::Id)
+        .filter(entity::session::Column::UserId.eq(row.id))
+        .filter(entity::session::Column::RevokedAt.is_null())
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    mail::drop_pending(&txn, row.id).await?;
+    let deleted = user::Entity::delete_by_id(row.id).exec(&txn).await?;
+    if deleted.rows_affected == 0 {
+        return Err(AppError::Unauthenticated(
+            "This account no longer exists".into(),
+        ));
+    }
+    audit::record(
+        &txn,
+        meta,
+        Event::new(Action::UserDeleted)
+            .by_self(row.id)
+            .metadata(serde_json::json!({ "self": true, "sessions": live.len() })),
+    )
+    .await?;
+    let mut stale: Vec<Stale> = sessions::ended(&live);
+    stale.extend(users::stale(row.id, row.version + 1));
+    invalidations::commit(app, txn, &stale).await
+}
