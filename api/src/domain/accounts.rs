@@ -227,7 +227,7 @@ pub async fn login(
 }
 
 /// The lockout in force, as the error to answer with.
-fn lock_in_force(app: &App, locked_until: Option<DateTime<Utc>>) -> Option<AppError> {
+pub(crate) fn lock_in_force(app: &App, locked_until: Option<DateTime<Utc>>) -> Option<AppError> {
     if app.config.lockout_threshold == 0 {
         return None;
     }
@@ -295,7 +295,7 @@ async fn succeed(
 
 /// Counts a wrong password and locks the account once the threshold is hit;
 /// returns the error to answer with.
-async fn record_failure(
+pub(crate) async fn record_failure(
     app: &App,
     meta: &RequestMeta,
     account: &user::Model,

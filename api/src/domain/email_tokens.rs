@@ -68,6 +68,20 @@ pub async fn issue<C: ConnectionTrait>(
     Ok(token.token)
 }
 
+/// The cheap check, before any database work: a token is never empty nor
+/// longer than [`tokens::MAX_TOKEN_LEN`].
+///
+/// # Errors
+/// `INVALID_TOKEN` otherwise.
+pub fn check_shape(presented: &str) -> AppResult<()> {
+    if presented.is_empty() || presented.len() > tokens::MAX_TOKEN_LEN {
+        return Err(AppError::InvalidToken(
+            "This link is invalid, used or expired".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Uses up a token inside the caller's transaction: it must exist, be of
 /// this purpose, unused and unexpired; of two requests racing with one
 /// token, one wins. Returns the token's row (its user and address).

@@ -34,7 +34,7 @@ use super::audit::{self, Action, Event};
 use super::email_tokens::{self, Purpose};
 use super::{RequestMeta, now};
 use crate::error::AppResult;
-use crate::infra::mailer::Outgoing;
+use crate::infra::mailer::{MailError, Outgoing};
 use crate::state::App;
 
 /// A message ready to queue.
@@ -47,12 +47,15 @@ pub struct Composed {
 const MESSAGE: &str = "message";
 const RESET_REQUEST: &str = "reset_request";
 
-/// How long a claimed batch is ours: beyond a whole batch of SMTP
-/// conversations at their timeout (10 × 15 s), so no other worker takes a
-/// message of it while it is still being sent.
+/// How long a claimed batch is ours: beyond a whole batch of attempts at
+/// their deadline (10 × 30 s), so no other worker takes a message of it
+/// while it is still being sent.
 const LEASE: chrono::Duration = chrono::Duration::minutes(10);
 /// Messages one round claims.
 const BATCH: u64 = 10;
+/// One delivery attempt, start to end (lettre's own timeout covers only the
+/// connect). Ten of them fit well inside the lease.
+const SEND_DEADLINE: Duration = Duration::from_secs(30);
 /// A round at least this often, and at once when a commit queued mail.
 const TICK: Duration = Duration::from_secs(1);
 /// Gauges and the purge run every so many rounds.
@@ -265,24 +268,43 @@ pub async fn deliver_due(app: &App) -> AppResult<Round> {
         .exec_with_returning(&app.db.write)
         .await?;
     let mut round = Round::default();
-    for message in claimed {
-        let id = message.id;
+    let mut claimed = claimed.into_iter();
+    while let Some(message) = claimed.next() {
+        // Every attempt ends well inside the lease, so no other worker can
+        // claim a message while it is still being sent.
+        if now() + chrono::Duration::from_std(SEND_DEADLINE).unwrap_or_default() * 2 > lease {
+            let rest: Vec<Uuid> = std::iter::once(message.id)
+                .chain(claimed.map(|m| m.id))
+                .collect();
+            release(app, &rest, lease).await;
+            break;
+        }
+        let (id, attempts) = (message.id, message.attempts);
         // One message's failure is that message's: the rest of the batch
-        // still goes, and this one is released for the next round.
+        // still goes, and this one is retried later like a failed delivery.
         if let Err(e) = handle(app, message, lease, &mut round).await {
-            tracing::warn!(message_id = %id, error = e.message(), "mail message not handled; released");
-            let _ = mail_outbox::Entity::update_many()
-                .col_expr(
-                    Outbox::LockedUntil,
-                    Expr::value(Option::<DateTime<Utc>>::None),
-                )
-                .filter(Outbox::Id.eq(id))
-                .filter(Outbox::LockedUntil.eq(lease))
-                .exec(&app.db.write)
-                .await;
+            tracing::warn!(message_id = %id, error = e.message(), "mail message not handled");
+            let failure = MailError {
+                permanent: false,
+                message: e.message(),
+            };
+            let _ = record_failure(app, id, attempts, lease, &failure, &mut round).await;
         }
     }
     Ok(round)
+}
+
+/// Gives messages back before their lease runs out.
+async fn release(app: &App, ids: &[Uuid], lease: DateTime<Utc>) {
+    let _ = mail_outbox::Entity::update_many()
+        .col_expr(
+            Outbox::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(Outbox::Id.is_in(ids.to_vec()))
+        .filter(Outbox::LockedUntil.eq(lease))
+        .exec(&app.db.write)
+        .await;
 }
 
 async fn handle(
@@ -319,11 +341,17 @@ async fn resolve_reset_request(
         user_agent: facts["userAgent"].as_str().map(str::to_owned),
     };
     let txn = app.db.write.begin().await?;
-    let account = user::Entity::find()
+    // The row lock serialises two workers resolving requests for one
+    // account: the cooldown and the superseding then hold. A write, so a
+    // SQLite transaction becomes the writer at once.
+    let account = user::Entity::update_many()
+        .col_expr(user::Column::Version, Expr::col(user::Column::Version))
         .filter(user::Column::Email.eq(request.recipient.as_str()))
         .filter(user::Column::Status.eq(UserStatus::Active))
-        .one(&txn)
-        .await?;
+        .exec_with_returning(&txn)
+        .await?
+        .into_iter()
+        .next();
     let Some(account) = account else {
         audit::record(
             &txn,
@@ -423,58 +451,93 @@ async fn deliver(
         text: message.body_text.clone(),
         html: message.body_html.clone(),
     };
-    let result = app.mailer.send(&outgoing).await;
-    let ours = || {
-        mail_outbox::Entity::update_many()
-            .filter(Outbox::Id.eq(message.id))
-            .filter(Outbox::LockedUntil.eq(lease))
+    // A whole attempt, not only the connect: a server that accepts and then
+    // stalls must not hold the message (or this worker) past its lease.
+    let result = match tokio::time::timeout(SEND_DEADLINE, app.mailer.send(&outgoing)).await {
+        Ok(result) => result,
+        Err(_) => Err(MailError {
+            permanent: false,
+            message: format!("no answer within {}s", SEND_DEADLINE.as_secs()),
+        }),
     };
     match result {
         Ok(()) => {
-            ours()
-                .col_expr(Outbox::SentAt, Expr::value(now()))
-                .col_expr(
-                    Outbox::LockedUntil,
-                    Expr::value(Option::<DateTime<Utc>>::None),
-                )
-                .col_expr(Outbox::Attempts, Expr::value(message.attempts + 1))
-                .exec(&app.db.write)
-                .await?;
             metrics::counter!("usergraph_mail_sent_total").increment(1);
             round.sent += 1;
-        }
-        Err(e) => {
-            let attempts = message.attempts + 1;
-            let error: String = e.message.chars().take(1000).collect();
-            metrics::counter!("usergraph_mail_delivery_failures_total").increment(1);
-            let max = i32::try_from(app.config.mail.max_attempts).unwrap_or(i32::MAX);
-            let update = ours()
-                .col_expr(Outbox::Attempts, Expr::value(attempts))
-                .col_expr(Outbox::LastError, Expr::value(error.clone()))
-                .col_expr(
-                    Outbox::LockedUntil,
-                    Expr::value(Option::<DateTime<Utc>>::None),
-                );
-            if e.permanent || attempts >= max {
-                update
-                    .col_expr(Outbox::DeadAt, Expr::value(now()))
+            // Sent: recording it must not turn into a resend. A few tries;
+            // if all fail, the lease is kept, so the message comes back only
+            // after it (at most one duplicate, with the same Message-ID).
+            for attempt in 0..3 {
+                // The body held a live link: not kept once it is out.
+                let recorded = mail_outbox::Entity::update_many()
+                    .col_expr(Outbox::SentAt, Expr::value(now()))
+                    .col_expr(Outbox::BodyText, Expr::value(""))
+                    .col_expr(Outbox::BodyHtml, Expr::value(Option::<String>::None))
+                    .col_expr(
+                        Outbox::LockedUntil,
+                        Expr::value(Option::<DateTime<Utc>>::None),
+                    )
+                    .col_expr(Outbox::Attempts, Expr::value(message.attempts + 1))
+                    .filter(Outbox::Id.eq(message.id))
+                    .filter(Outbox::LockedUntil.eq(lease))
                     .exec(&app.db.write)
-                    .await?;
-                metrics::counter!("usergraph_mail_dead_total").increment(1);
-                tracing::error!(message_id = %message.id, attempts, error, "mail given up");
-                round.dead += 1;
-            } else {
-                let wait = backoff(app.config.mail.retry_base, attempts);
-                let next =
-                    now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
-                update
-                    .col_expr(Outbox::NextAttemptAt, Expr::value(next))
-                    .exec(&app.db.write)
-                    .await?;
-                tracing::warn!(message_id = %message.id, attempts, ?wait, error, "mail delivery failed; will retry");
-                round.failed += 1;
+                    .await;
+                match recorded {
+                    Ok(_) => return Ok(()),
+                    Err(e) if attempt == 2 => {
+                        tracing::error!(message_id = %message.id, error = %e, "mail sent but not recorded; kept until its lease ends");
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
             }
+            Ok(())
         }
+        Err(e) => record_failure(app, message.id, message.attempts, lease, &e, round).await,
+    }
+}
+
+/// A failed attempt: retried after a backoff, or given up (and its body,
+/// with its link, dropped) after the last attempt or a permanent failure.
+async fn record_failure(
+    app: &App,
+    id: Uuid,
+    attempts_before: i32,
+    lease: DateTime<Utc>,
+    e: &MailError,
+    round: &mut Round,
+) -> AppResult<()> {
+    let attempts = attempts_before + 1;
+    let error: String = e.message.chars().take(1000).collect();
+    metrics::counter!("usergraph_mail_delivery_failures_total").increment(1);
+    let max = i32::try_from(app.config.mail.max_attempts).unwrap_or(i32::MAX);
+    let update = mail_outbox::Entity::update_many()
+        .filter(Outbox::Id.eq(id))
+        .filter(Outbox::LockedUntil.eq(lease))
+        .col_expr(Outbox::Attempts, Expr::value(attempts))
+        .col_expr(Outbox::LastError, Expr::value(error.clone()))
+        .col_expr(
+            Outbox::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        );
+    if e.permanent || attempts >= max {
+        update
+            .col_expr(Outbox::DeadAt, Expr::value(now()))
+            .col_expr(Outbox::BodyText, Expr::value(""))
+            .col_expr(Outbox::BodyHtml, Expr::value(Option::<String>::None))
+            .exec(&app.db.write)
+            .await?;
+        metrics::counter!("usergraph_mail_dead_total").increment(1);
+        tracing::error!(message_id = %id, attempts, error, "mail given up");
+        round.dead += 1;
+    } else {
+        let wait = backoff(app.config.mail.retry_base, attempts);
+        let next = now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
+        update
+            .col_expr(Outbox::NextAttemptAt, Expr::value(next))
+            .exec(&app.db.write)
+            .await?;
+        tracing::warn!(message_id = %id, attempts, ?wait, error, "mail delivery failed; will retry");
+        round.failed += 1;
     }
     Ok(())
 }

@@ -8,14 +8,14 @@
 use entity::user::{self, UserStatus};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait as _, EntityTrait as _, PaginatorTrait as _, QueryFilter as _, QuerySelect as _,
+    ColumnTrait as _, EntityTrait as _, PaginatorTrait as _, QueryFilter as _,
     TransactionTrait as _,
 };
 use uuid::Uuid;
 
 use super::audit::{self, Action, Event};
 use super::email_tokens::{self, Purpose};
-use super::invalidations::{self, Stale};
+use super::invalidations;
 use super::sessions::{self, RevokeReason};
 use super::types::{DisplayName, EmailAddress, Password};
 use super::users::{self, UserView, bumped};
@@ -42,6 +42,28 @@ fn forced_failure(app: &App) -> AppResult<()> {
     Ok(())
 }
 
+/// The password of a signed-in caller, checked like a login's: refused
+/// during a lockout, and a wrong one counts toward it (a stolen session must
+/// not be a way to guess the password it protects).
+async fn check_password(
+    app: &App,
+    meta: &RequestMeta,
+    row: &user::Model,
+    password: &Password,
+    field: &str,
+) -> AppResult<()> {
+    if let Some(locked) = accounts::lock_in_force(app, row.locked_until) {
+        return Err(locked);
+    }
+    if app.hasher.verify(password, &row.password_hash).await? != Verified::No {
+        return Ok(());
+    }
+    match accounts::record_failure(app, meta, row).await? {
+        locked @ AppError::AccountLocked { .. } => Err(locked),
+        _ => Err(AppError::bad_input(field, "The password is wrong")),
+    }
+}
+
 /// Mails the caller a link that verifies their address (replacing any
 /// earlier link). An address already verified gets no mail.
 ///
@@ -57,6 +79,9 @@ pub async fn request_email_verification(
         return Ok(());
     }
     let txn = app.db.write.begin().await?;
+    // Two requests at once: one after the other, so the second supersedes
+    // the first instead of both links staying valid.
+    users::lock(&txn, row.id).await?;
     let token = email_tokens::issue(
         &txn,
         Purpose::VerifyEmail,
@@ -90,6 +115,7 @@ pub async fn request_email_verification(
 /// # Errors
 /// `INVALID_TOKEN` for a token that does not work.
 pub async fn verify_email(app: &App, meta: &RequestMeta, token: &str) -> AppResult<UserView> {
+    email_tokens::check_shape(token)?;
     let txn = app.db.write.begin().await?;
     let used = email_tokens::consume(&txn, Purpose::VerifyEmail, token).await?;
     let changed = user::Entity::update_many()
@@ -205,16 +231,11 @@ pub async fn change_password(
     current: &str,
     new: &str,
 ) -> AppResult<()> {
+    let current = Password::for_verification(current, "currentPassword")?;
     let row = account(app, user_id).await?;
     let email = EmailAddress::parse(&row.email)?;
-    let current = Password::for_verification(current, "currentPassword")?;
     let new = Password::new_checked(new, &email, "newPassword")?;
-    if app.hasher.verify(&current, &row.password_hash).await? == Verified::No {
-        return Err(AppError::bad_input(
-            "currentPassword",
-            "The current password is wrong",
-        ));
-    }
+    check_password(app, meta, &row, &current, "currentPassword").await?;
     let hash = app.hasher.hash(&new).await?;
     let txn = app.db.write.begin().await?;
     // Only over the hash just verified: a change or reset that committed
@@ -309,15 +330,29 @@ pub async fn delete_account(
     user_id: Uuid,
     password: &str,
 ) -> AppResult<()> {
-    let row = account(app, user_id).await?;
     let password = Password::for_verification(password, "password")?;
-    if app.hasher.verify(&password, &row.password_hash).await? == Verified::No {
-        return Err(AppError::bad_input("password", "The password is wrong"));
-    }
+    let row = account(app, user_id).await?;
+    check_password(app, meta, &row, &password, "password").await?;
     let txn = app.db.write.begin().await?;
+    // First, the user row, over the hash just verified: it locks the row
+    // (a racing login or reset waits, and a reset that committed first wins)
+    // and gives the exact version to tombstone above. (Locks in this order,
+    // user row then admin role, wherever both are taken.)
+    let locked = user::Entity::update_many()
+        .col_expr(user::Column::Version, bumped())
+        .filter(user::Column::Id.eq(row.id))
+        .filter(user::Column::PasswordHash.eq(row.password_hash.as_str()))
+        .exec_with_returning(&txn)
+        .await?;
+    let Some(row) = locked.into_iter().next() else {
+        return Err(AppError::bad_input(
+            "password",
+            "The password was changed meanwhile; sign in again",
+        ));
+    };
     // Deleting admins one after another, concurrently: each takes the admin
-    // role's row lock first (PostgreSQL; SQLite has one writer anyway) and
-    // counts the others only then, so two cannot both see the other.
+    // role's row lock (PostgreSQL; SQLite has one writer anyway) and counts
+    // the others only then, so two cannot both see the other.
     if let Some(admin) = roles::lock_admin_role(&txn).await? {
         let holds_admin = entity::user_role::Entity::find()
             .filter(entity::user_role::Column::UserId.eq(row.id))
@@ -334,14 +369,10 @@ pub async fn delete_account(
             ));
         }
     }
-    let live: Vec<Uuid> = entity::session::Entity::find()
-        .select_only()
-        .column(entity::session::Column::Id)
-        .filter(entity::session::Column::UserId.eq(row.id))
-        .filter(entity::session::Column::RevokedAt.is_null())
-        .into_tuple()
-        .all(&txn)
-        .await?;
+    // Every session that is live now, also one a login created a moment ago.
+    let mut stale =
+        sessions::revoke_all_in(&txn, row.id, None, RevokeReason::AccountDeleted).await?;
+    let ended = stale.len();
     mail::drop_pending(&txn, row.id).await?;
     let deleted = user::Entity::delete_by_id(row.id).exec(&txn).await?;
     if deleted.rows_affected == 0 {
@@ -354,10 +385,10 @@ pub async fn delete_account(
         meta,
         Event::new(Action::UserDeleted)
             .by_self(row.id)
-            .metadata(serde_json::json!({ "self": true, "sessions": live.len() })),
+            .metadata(serde_json::json!({ "self": true, "sessions": ended })),
     )
     .await?;
-    let mut stale: Vec<Stale> = sessions::ended(&live);
+    // Above the version just written: no copy of the row can come back.
     stale.extend(users::stale(row.id, row.version + 1));
     invalidations::commit(app, txn, &stale).await
 }

@@ -64,6 +64,7 @@ pub enum RevokeReason {
     PasswordChanged,
     PasswordReset,
     Revoked,
+    AccountDeleted,
 }
 
 impl RevokeReason {
@@ -75,6 +76,7 @@ impl RevokeReason {
             Self::PasswordChanged => "password_changed",
             Self::PasswordReset => "password_reset",
             Self::Revoked => "revoked",
+            Self::AccountDeleted => "account_deleted",
         }
     }
 }
@@ -429,7 +431,9 @@ pub async fn revoke_all_in<C: ConnectionTrait>(
         .col_expr(session::Column::RevokedAt, Expr::value(now()))
         .col_expr(session::Column::RevokedReason, Expr::value(reason.as_str()))
         .filter(session::Column::UserId.eq(user_id))
-        .filter(session::Column::RevokedAt.is_null());
+        .filter(session::Column::RevokedAt.is_null())
+        // An expired session has ended already: not counted, not touched.
+        .filter(session::Column::ExpiresAt.gt(now()));
     if let Some(keep) = except {
         live = live.filter(session::Column::Id.ne(keep));
     }
@@ -491,6 +495,10 @@ pub async fn revoke_one(
     let Some(found) = found else {
         return Err(AppError::NotFound("No such session".into()));
     };
+    if found.revoked_at.is_some() || found.expires_at <= now() {
+        // Ended already (revoked or expired): nothing to do, nothing to audit.
+        return Ok(false);
+    }
     let txn = app.db.write.begin().await?;
     let ended_now = mark_revoked(&txn, &[found.id], RevokeReason::Revoked).await? > 0;
     if ended_now {

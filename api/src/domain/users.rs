@@ -78,6 +78,24 @@ pub fn bumped() -> sea_orm::sea_query::SimpleExpr {
     sea_orm::sea_query::ExprTrait::add(sea_orm::sea_query::Expr::col(user::Column::Version), 1)
 }
 
+/// Takes user `id`'s row lock for the rest of the transaction, with a write
+/// that changes nothing (not even the version): a plain write, so it is also
+/// the statement that makes a SQLite transaction the writer at once.
+///
+/// # Errors
+/// `Internal` when the database fails.
+pub async fn lock<C: sea_orm::ConnectionTrait>(conn: &C, id: Uuid) -> crate::error::AppResult<()> {
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::Version,
+            sea_orm::sea_query::Expr::col(user::Column::Version),
+        )
+        .filter(user::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 /// Loads users by id: cache first (one MGET), then one query on the primary
 /// for the misses.
 ///

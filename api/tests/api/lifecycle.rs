@@ -304,8 +304,20 @@ async fn a_password_reset_ends_every_session_and_lifts_the_lockout() {
     );
 
     // Known and unknown addresses answer alike; only the known one gets mail.
+    // With another Host header: the link still uses PUBLIC_URL.
+    let via_other_host = app
+        .client
+        .post(app.url("/graphql"))
+        .header("host", "evil.example")
+        .json(&json!({ "query": "mutation { requestPasswordReset(email: \"cy@example.com\") }" }))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
     assert_eq!(
-        request_reset(&app, "cy@example.com").await,
+        via_other_host,
         json!({ "data": { "requestPasswordReset": true } })
     );
     assert_eq!(
@@ -316,12 +328,11 @@ async fn a_password_reset_ends_every_session_and_lifts_the_lockout() {
         code(&request_reset(&app, "not an email").await),
         "BAD_USER_INPUT"
     );
-    let first = link_token(
-        &inbox
-            .wait_for("cy@example.com", "Reset your password", 1)
-            .await[0],
-        "reset-password",
-    );
+    let first_mail = inbox
+        .wait_for("cy@example.com", "Reset your password", 1)
+        .await;
+    assert!(!first_mail[0].contains("evil.example"), "{}", first_mail[0]);
+    let first = link_token(&first_mail[0], "reset-password");
     assert_eq!(
         request_reset(&app, "CY@example.com ").await["data"]["requestPasswordReset"],
         true
@@ -506,6 +517,60 @@ async fn changing_the_password_keeps_this_session_and_ends_the_others() {
 }
 
 #[tokio::test]
+async fn wrong_current_passwords_count_toward_the_lockout() {
+    let (app, _inbox, _dir) = mail_app(|c| c.lockout_threshold = 2).await;
+    let rae = app.signed_up("rae@example.com").await;
+    let change = |current: &str| {
+        let current = current.to_owned();
+        let access = rae.access.clone();
+        let app = &app;
+        async move {
+            gql(
+                app,
+                "mutation($i: ChangePasswordInput!) { changePassword(input: $i) }",
+                json!({ "i": { "currentPassword": current, "newPassword": NEW_PASSWORD } }),
+                Some(&access),
+            )
+            .await
+        }
+    };
+    let first = change("guess number one").await;
+    assert_eq!(
+        (code(&first), field(&first)),
+        ("BAD_USER_INPUT", "currentPassword")
+    );
+    // The second wrong guess reaches the threshold: answered like the first,
+    // and the account is locked from now on (as with login).
+    assert_eq!(code(&change("guess number two").await), "BAD_USER_INPUT");
+    // Locked: even the right password is refused, here and at login.
+    assert_eq!(code(&change(PASSWORD).await), "ACCOUNT_LOCKED");
+    let delete = gql(
+        &app,
+        "mutation($p: String!) { deleteAccount(password: $p) }",
+        json!({ "p": PASSWORD }),
+        Some(&rae.access),
+    )
+    .await;
+    assert_eq!(code(&delete), "ACCOUNT_LOCKED");
+    assert_eq!(
+        code(&app.login("rae@example.com", PASSWORD).await),
+        "ACCOUNT_LOCKED"
+    );
+    let actions = audit_actions(
+        &app,
+        &rae.user_id,
+        &[PASSWORD, "guess number one", "guess number two"],
+    )
+    .await;
+    assert_eq!(
+        actions.iter().filter(|a| *a == "LOGIN_FAILED").count(),
+        2,
+        "{actions:?}"
+    );
+    assert!(actions.iter().any(|a| a == "ACCOUNT_LOCKED"));
+}
+
+#[tokio::test]
 async fn the_profile_is_updated_and_validated() {
     let (app, _inbox, _dir) = mail_app(|_| {}).await;
     let ed = app.signed_up("ed@example.com").await;
@@ -624,6 +689,45 @@ async fn sessions_are_revoked_one_at_a_time_or_all_at_once() {
         revoke(second_id, fay.access.clone()).await,
         json!({ "data": { "revokeSession": false } }),
         "already ended"
+    );
+
+    // An expired session is ended already: false, nothing audited.
+    let third = app.login("fay@example.com", PASSWORD).await;
+    let third_access = third["data"]["login"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let third_id = gql(
+        &app,
+        "{ me { sessions { id current } } }",
+        json!({}),
+        Some(&third_access),
+    )
+    .await["data"]["me"]["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    {
+        use sea_orm::{ActiveModelTrait as _, Set};
+        let id = uuid::Uuid::parse_str(&third_id).unwrap();
+        let row = entity::session::Entity::find_by_id(id)
+            .one(&app.state.db.write)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut expired: entity::session::ActiveModel = row.into();
+        expired.expires_at = Set(chrono::Utc::now() - chrono::Duration::minutes(1));
+        expired.update(&app.state.db.write).await.unwrap();
+    }
+    assert_eq!(
+        revoke(third_id, fay.access.clone()).await,
+        json!({ "data": { "revokeSession": false } }),
+        "expired"
     );
 
     app.login("fay@example.com", PASSWORD).await;
@@ -968,4 +1072,85 @@ async fn my_audit_events_page_newest_first() {
     assert_eq!((code(&bad), field(&bad)), ("BAD_USER_INPUT", "after"));
     let anonymous = gql(&app, "{ myAuditEvents { totalCount } }", json!({}), None).await;
     assert_eq!(code(&anonymous), "UNAUTHENTICATED");
+}
+
+/// Password changes, resets and deletions end sessions on every replica at
+/// once, through the shared cache.
+#[tokio::test]
+#[ignore = "needs TEST_REDIS_URL (shared by two replicas); run with --include-ignored"]
+async fn session_effects_hold_on_every_replica() {
+    assert!(
+        crate::helpers::redis_url().is_some(),
+        "needs TEST_REDIS_URL"
+    );
+    let (a, inbox, _dir) = mail_app(|c| c.mail.reset_cooldown = Duration::ZERO).await;
+    let b = crate::helpers::spawn_replica_with(&a, |c| {
+        c.mailer = MailerConfig::File(inbox.0.clone());
+        c.public_url = PUBLIC_URL.into();
+    })
+    .await;
+    let quinn = a.signed_up("quinn@example.com").await;
+    let other = a.login("quinn@example.com", PASSWORD).await;
+    let other_access = other["data"]["login"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Both replicas have seen (and cached) both sessions as live.
+    for app in [&a, &b] {
+        assert_eq!(me_code(app, &quinn.access).await, "OK");
+        assert_eq!(me_code(app, &other_access).await, "OK");
+    }
+    let changed = gql(
+        &a,
+        "mutation($i: ChangePasswordInput!) { changePassword(input: $i) }",
+        json!({ "i": { "currentPassword": PASSWORD, "newPassword": NEW_PASSWORD } }),
+        Some(&quinn.access),
+    )
+    .await;
+    assert_eq!(changed["data"]["changePassword"], true, "{changed}");
+    assert_eq!(
+        me_code(&b, &other_access).await,
+        "UNAUTHENTICATED",
+        "ended on the other replica"
+    );
+    assert_eq!(
+        me_code(&b, &quinn.access).await,
+        "OK",
+        "the changing session stays"
+    );
+
+    // A reset on b ends the remaining session on a.
+    assert_eq!(
+        request_reset(&b, "quinn@example.com").await["data"]["requestPasswordReset"],
+        true
+    );
+    let mail = inbox
+        .wait_for("quinn@example.com", "Reset your password", 1)
+        .await;
+    let token = link_token(&mail[0], "reset-password");
+    assert_eq!(
+        reset(&b, &token, "yet another passphrase 99").await["data"]["resetPassword"],
+        true
+    );
+    assert_eq!(me_code(&a, &quinn.access).await, "UNAUTHENTICATED");
+
+    // Deleting on a: b refuses its new token at once.
+    let fresh = b
+        .login("quinn@example.com", "yet another passphrase 99")
+        .await;
+    let fresh_access = fresh["data"]["login"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(me_code(&a, &fresh_access).await, "OK");
+    assert_eq!(me_code(&b, &fresh_access).await, "OK");
+    let deleted = gql(
+        &a,
+        "mutation($p: String!) { deleteAccount(password: $p) }",
+        json!({ "p": "yet another passphrase 99" }),
+        Some(&fresh_access),
+    )
+    .await;
+    assert_eq!(deleted["data"]["deleteAccount"], true, "{deleted}");
+    assert_eq!(me_code(&b, &fresh_access).await, "UNAUTHENTICATED");
 }
