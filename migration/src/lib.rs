@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_initial;
 mod m20261201_000001_cache_coherence;
 mod m20261202_000001_account_lifecycle;
+mod m20261203_000001_user_search;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_initial::Migration),
             Box::new(m20261201_000001_cache_coherence::Migration),
             Box::new(m20261202_000001_account_lifecycle::Migration),
+            Box::new(m20261203_000001_user_search::Migration),
         ]
     }
 }

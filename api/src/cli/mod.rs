@@ -1,9 +1,10 @@
 //! The command line: `serve` (default), `migrate`, `export-schema`,
-//! `create-admin`, `healthcheck`.
+//! `create-admin`, `seed`, `healthcheck`.
 
 mod admin;
 mod healthcheck;
 mod migrate;
+mod seed;
 mod serve;
 
 use std::path::PathBuf;
@@ -47,6 +48,19 @@ pub enum Command {
     },
     /// Exit 0 when /health answers on 127.0.0.1 at BIND_ADDR's port within 2 s.
     Healthcheck,
+    /// Add synthetic users for load tests: seed-<i>@example.com, one password,
+    /// role user (every 10th also support); running it again adds the next N.
+    Seed {
+        /// How many users to add.
+        #[arg(long)]
+        users: u64,
+        /// Users per multi-row insert (at most 2500).
+        #[arg(long, default_value_t = 2500)]
+        batch: u64,
+        /// The password of every seeded user.
+        #[arg(long, default_value = "seed-password-1234")]
+        password: String,
+    },
 }
 
 #[derive(Subcommand, Debug, Clone, Copy)]
@@ -116,6 +130,11 @@ pub fn run(cli: Cli) -> ExitCode {
                 email,
                 password_stdin,
             } => admin::run(config, &email, password_stdin).await,
+            Command::Seed {
+                users,
+                batch,
+                password,
+            } => seed::run(config, users, batch, &password).await,
             Command::ExportSchema { .. } | Command::Healthcheck => Ok(()),
         }
     });

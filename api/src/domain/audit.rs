@@ -173,22 +173,57 @@ impl Cursor {
     }
 }
 
-fn mine(user_id: Uuid) -> sea_orm::Condition {
-    use entity::audit_event::Column;
-    use sea_orm::ColumnTrait as _;
-    sea_orm::Condition::any()
-        .add(Column::ActorId.eq(user_id))
-        .add(Column::TargetUserId.eq(user_id))
+/// Which events a list shows: those naming one user (as actor or target),
+/// or all of them, narrowed by the optional conditions.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub involving: Option<Uuid>,
+    pub action: Option<String>,
+    pub actor_id: Option<Uuid>,
+    pub target_user_id: Option<Uuid>,
+    pub after: Option<chrono::DateTime<chrono::Utc>>,
+    pub before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// The events whose actor or target is `user_id`, newest first, `first` of
-/// them after `after` (keyset: a deep page costs what the first costs).
+impl Filter {
+    fn condition(&self) -> sea_orm::Condition {
+        use entity::audit_event::Column;
+        use sea_orm::ColumnTrait as _;
+        let mut all = sea_orm::Condition::all();
+        if let Some(user_id) = self.involving {
+            all = all.add(
+                sea_orm::Condition::any()
+                    .add(Column::ActorId.eq(user_id))
+                    .add(Column::TargetUserId.eq(user_id)),
+            );
+        }
+        if let Some(action) = &self.action {
+            all = all.add(Column::Action.eq(action.as_str()));
+        }
+        if let Some(actor) = self.actor_id {
+            all = all.add(Column::ActorId.eq(actor));
+        }
+        if let Some(target) = self.target_user_id {
+            all = all.add(Column::TargetUserId.eq(target));
+        }
+        if let Some(after) = self.after {
+            all = all.add(Column::CreatedAt.gt(after));
+        }
+        if let Some(before) = self.before {
+            all = all.add(Column::CreatedAt.lt(before));
+        }
+        all
+    }
+}
+
+/// The events the filter matches, newest first, `first` of them after
+/// `after` (keyset: a deep page costs what the first costs).
 ///
 /// # Errors
 /// `Internal` when the database fails.
-pub async fn for_user(
+pub async fn list(
     app: &crate::state::App,
-    user_id: Uuid,
+    filter: &Filter,
     first: u64,
     after: Option<Cursor>,
 ) -> crate::error::AppResult<Page> {
@@ -196,7 +231,7 @@ pub async fn for_user(
     use sea_orm::{
         ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
     };
-    let mut query = Entity::find().filter(mine(user_id));
+    let mut query = Entity::find().filter(filter.condition());
     if let Some(after) = after {
         query = query.filter(
             sea_orm::Condition::any()
@@ -219,17 +254,14 @@ pub async fn for_user(
     Ok(Page { events, has_next })
 }
 
-/// How many events name `user_id` as actor or target.
+/// How many events the filter matches.
 ///
 /// # Errors
 /// `Internal` when the database fails.
-pub async fn count_for_user(
-    app: &crate::state::App,
-    user_id: Uuid,
-) -> crate::error::AppResult<u64> {
+pub async fn count(app: &crate::state::App, filter: &Filter) -> crate::error::AppResult<u64> {
     use sea_orm::{EntityTrait as _, PaginatorTrait as _, QueryFilter as _};
     Ok(entity::audit_event::Entity::find()
-        .filter(mine(user_id))
+        .filter(filter.condition())
         .count(&app.db.read)
         .await?)
 }

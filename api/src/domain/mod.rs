@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod directory;
 pub mod email_tokens;
 pub mod invalidations;
 pub mod mail;

@@ -540,6 +540,31 @@ impl From<session::Model> for SessionView {
     }
 }
 
+/// The live sessions of many users at once (one query), newest first.
+///
+/// # Errors
+/// `Internal` when the database fails.
+pub async fn list_live_many(
+    app: &App,
+    user_ids: &[Uuid],
+) -> AppResult<std::collections::HashMap<Uuid, Vec<SessionView>>> {
+    let mut out: std::collections::HashMap<Uuid, Vec<SessionView>> =
+        user_ids.iter().map(|id| (*id, Vec::new())).collect();
+    let rows = session::Entity::find()
+        .filter(session::Column::UserId.is_in(user_ids.to_vec()))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now()))
+        .order_by_desc(session::Column::CreatedAt)
+        .all(&app.db.fresh)
+        .await?;
+    for row in rows {
+        out.entry(row.user_id)
+            .or_default()
+            .push(SessionView::from(row));
+    }
+    Ok(out)
+}
+
 /// The sessions of a user that can still be used, newest first.
 ///
 /// # Errors

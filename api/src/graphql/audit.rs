@@ -1,11 +1,13 @@
 //! The audit log as GraphQL: events and their keyset-paginated connection.
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{Context, ID, Json, Object, Result};
+use async_graphql::{Context, ID, InputObject, Json, Object, Result};
 use uuid::Uuid;
 
 use super::context;
+use super::guards::AUDIT_READ;
 use super::loaders::UserLoader;
+use super::query::parse_id;
 use super::scalars::Timestamp;
 use super::types::User;
 use crate::domain::audit::{self, Cursor};
@@ -59,7 +61,9 @@ impl AuditEvent {
     async fn named_user(&self, ctx: &Context<'_>, id: Option<Uuid>) -> Result<Option<User>> {
         let Some(id) = id else { return Ok(None) };
         let viewer = context::viewer(ctx)?;
-        if viewer.user_id != id && !context::has_permission(ctx, viewer, "users:read").await? {
+        if viewer.user_id != id
+            && !context::has_permission(ctx, viewer, super::guards::USERS_READ.0).await?
+        {
             return Err(AppError::Forbidden("This needs the users:read permission".into()).into());
         }
         Ok(ctx
@@ -127,8 +131,8 @@ impl AuditEventEdge {
 pub struct AuditEventConnection {
     pub page: audit::Page,
     pub after: bool,
-    /// Whose events (for `totalCount`).
-    pub user_id: Uuid,
+    /// Which events (for `totalCount`).
+    pub filter: audit::Filter,
 }
 
 #[Object]
@@ -155,8 +159,45 @@ impl AuditEventConnection {
     }
     /// Every event of the list (computed only when asked for).
     async fn total_count(&self, ctx: &Context<'_>) -> Result<i64> {
-        let n = audit::count_for_user(context::state(ctx), self.user_id).await?;
+        let n = audit::count(context::state(ctx), &self.filter).await?;
         Ok(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+}
+
+/// Conditions events must all meet.
+#[derive(InputObject, Default)]
+pub struct AuditEventFilter {
+    /// One action, e.g. `LOGIN_FAILED`.
+    pub action: Option<String>,
+    pub actor_id: Option<ID>,
+    pub target_user_id: Option<ID>,
+    /// Only events after this moment.
+    pub after: Option<Timestamp>,
+    /// Only events before this moment.
+    pub before: Option<Timestamp>,
+}
+
+impl AuditEventFilter {
+    fn into_domain(self) -> Result<audit::Filter, AppError> {
+        if self.action.as_ref().is_some_and(|a| a.len() > 64) {
+            return Err(AppError::bad_input("action", "Not an audit action"));
+        }
+        Ok(audit::Filter {
+            involving: None,
+            action: self.action,
+            actor_id: self
+                .actor_id
+                .as_ref()
+                .map(|id| parse_id(id, "actorId"))
+                .transpose()?,
+            target_user_id: self
+                .target_user_id
+                .as_ref()
+                .map(|id| parse_id(id, "targetUserId"))
+                .transpose()?,
+            after: self.after.map(|t| t.0),
+            before: self.before.map(|t| t.0),
+        })
     }
 }
 
@@ -165,6 +206,26 @@ pub struct AuditQuery;
 
 #[Object]
 impl AuditQuery {
+    /// Every event, newest first, filtered. Needs `audit:read`.
+    #[graphql(guard = "AUDIT_READ")]
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<AuditEventFilter>,
+    ) -> Result<AuditEventConnection> {
+        let first = page_size(first)?;
+        let cursor = after.as_deref().map(Cursor::decode).transpose()?;
+        let filter = filter.unwrap_or_default().into_domain()?;
+        let page = audit::list(context::state(ctx), &filter, first, cursor).await?;
+        Ok(AuditEventConnection {
+            page,
+            after: cursor.is_some(),
+            filter,
+        })
+    }
+
     /// Events whose actor or target is the caller, newest first.
     async fn my_audit_events(
         &self,
@@ -175,11 +236,15 @@ impl AuditQuery {
         let viewer = context::viewer(ctx)?;
         let first = page_size(first)?;
         let cursor = after.as_deref().map(Cursor::decode).transpose()?;
-        let page = audit::for_user(context::state(ctx), viewer.user_id, first, cursor).await?;
+        let filter = audit::Filter {
+            involving: Some(viewer.user_id),
+            ..audit::Filter::default()
+        };
+        let page = audit::list(context::state(ctx), &filter, first, cursor).await?;
         Ok(AuditEventConnection {
             page,
             after: cursor.is_some(),
-            user_id: viewer.user_id,
+            filter,
         })
     }
 }

@@ -33,3 +33,18 @@ impl async_graphql::dataloader::Loader<Uuid> for UserLoader {
         Ok(users::load_many(&self.0, keys).await?)
     }
 }
+
+/// The live sessions of each user, newest first.
+pub struct SessionsByUserLoader(pub AppState);
+
+impl async_graphql::dataloader::Loader<Uuid> for SessionsByUserLoader {
+    type Value = Vec<crate::domain::sessions::SessionView>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<crate::domain::sessions::SessionView>>, Self::Error> {
+        Ok(crate::domain::sessions::list_live_many(&self.0, keys).await?)
+    }
+}

@@ -5,7 +5,9 @@
 
 pub mod audit;
 pub mod context;
+pub mod directory;
 pub mod extension;
+pub mod guards;
 pub mod loaders;
 pub mod mutation;
 pub mod query;
@@ -17,7 +19,12 @@ use async_graphql::{EmptySubscription, MergedObject, Schema};
 use crate::config::GraphqlLimits;
 
 #[derive(MergedObject, Default)]
-pub struct Query(query::UserQuery, query::RoleQuery, audit::AuditQuery);
+pub struct Query(
+    query::UserQuery,
+    directory::DirectoryQuery,
+    query::RoleQuery,
+    audit::AuditQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(mutation::AuthMutation);

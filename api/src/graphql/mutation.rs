@@ -118,7 +118,7 @@ impl AuthMutation {
     async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let viewer = context::viewer(ctx)?;
         let id = parse_id(&id, "id")?;
-        let manage = context::has_permission(ctx, viewer, "users:write").await?;
+        let manage = context::has_permission(ctx, viewer, super::guards::USERS_WRITE.0).await?;
         Ok(sessions::revoke_one(
             context::state(ctx),
             context::meta(ctx),

@@ -4,6 +4,7 @@ use async_graphql::{Context, ID, Object, Result};
 use uuid::Uuid;
 
 use super::context::{self, Auth};
+use super::guards::{ROLES_READ, USERS_READ};
 use super::types::{Role, User};
 use crate::domain::{roles, users};
 use crate::error::AppError;
@@ -38,7 +39,7 @@ impl UserQuery {
         let viewer = context::viewer(ctx)?;
         let id = parse_id(&id, "id")?;
         // Permission before existence: a caller without it learns nothing.
-        if viewer.user_id != id && !context::has_permission(ctx, viewer, "users:read").await? {
+        if viewer.user_id != id && !context::has_permission(ctx, viewer, USERS_READ.0).await? {
             return Err(AppError::Forbidden("This needs the users:read permission".into()).into());
         }
         Ok(users::load(context::state(ctx), id).await?.map(User::new))
@@ -51,8 +52,8 @@ pub struct RoleQuery;
 #[Object]
 impl RoleQuery {
     /// Every role, by name. Needs `roles:read`.
+    #[graphql(guard = "ROLES_READ")]
     async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
-        context::require(ctx, "roles:read").await?;
         let mut all: Vec<_> = roles::all(context::state(ctx))
             .await?
             .into_values()
@@ -62,8 +63,8 @@ impl RoleQuery {
     }
 
     /// One role by name, or null. Needs `roles:read`.
+    #[graphql(guard = "ROLES_READ")]
     async fn role(&self, ctx: &Context<'_>, name: String) -> Result<Option<Role>> {
-        context::require(ctx, "roles:read").await?;
         let all = roles::all(context::state(ctx)).await?;
         Ok(all.into_values().find(|r| r.name == name).map(Role))
     }

@@ -6,10 +6,10 @@ use async_graphql::{Context, Enum, ID, Object, Result};
 use uuid::Uuid;
 
 use super::context::{self, Auth};
-use super::loaders::RolesByUserLoader;
+use super::loaders::{RolesByUserLoader, SessionsByUserLoader};
 use super::scalars::Timestamp;
 use crate::domain::roles::{self, RoleView};
-use crate::domain::sessions::{self, SessionView};
+use crate::domain::sessions::SessionView;
 use crate::domain::users::UserView;
 use crate::error::AppError;
 
@@ -31,12 +31,17 @@ impl From<entity::user::UserStatus> for UserStatusGql {
 }
 
 /// An account.
+#[derive(Clone)]
 pub struct User {
     pub view: UserView,
     /// Set on the user of an `AuthPayload`: the session just opened, which
     /// acts as the viewer for this user's own fields (the request itself was
     /// anonymous).
     pub new_session: Option<Uuid>,
+    /// Loaded with the list this user came from, in one batch per list
+    /// (see `directory::users`): then no loader round is needed.
+    pub roles: Option<Vec<RoleView>>,
+    pub sessions: Option<Vec<SessionView>>,
 }
 
 impl User {
@@ -44,7 +49,22 @@ impl User {
         Self {
             view,
             new_session: None,
+            roles: None,
+            sessions: None,
         }
+    }
+}
+
+impl User {
+    async fn role_views(&self, ctx: &Context<'_>) -> Result<Vec<RoleView>> {
+        if let Some(roles) = &self.roles {
+            return Ok(roles.clone());
+        }
+        Ok(ctx
+            .data_unchecked::<DataLoader<RolesByUserLoader>>()
+            .load_one(self.view.id)
+            .await?
+            .unwrap_or_default())
     }
 }
 
@@ -72,19 +92,11 @@ impl User {
         self.view.lock_in_force().map(Timestamp)
     }
     async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
-        let roles = ctx
-            .data_unchecked::<DataLoader<RolesByUserLoader>>()
-            .load_one(self.view.id)
-            .await?;
-        Ok(roles.unwrap_or_default().into_iter().map(Role).collect())
+        Ok(self.role_views(ctx).await?.into_iter().map(Role).collect())
     }
     /// The union of the roles' permissions, sorted.
     async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
-        let roles = ctx
-            .data_unchecked::<DataLoader<RolesByUserLoader>>()
-            .load_one(self.view.id)
-            .await?;
-        Ok(roles::permissions_of(roles.as_deref().unwrap_or_default()))
+        Ok(roles::permissions_of(&self.role_views(ctx).await?))
     }
     async fn created_at(&self) -> Timestamp {
         Timestamp(self.view.created_at)
@@ -97,24 +109,45 @@ impl User {
     }
     /// Live sessions, newest first: the user themself, or `users:read`.
     async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<Session>> {
-        let current = match self.new_session {
-            Some(session_id) => Some(session_id),
-            None => {
-                let viewer = context::viewer(ctx)?;
-                if viewer.user_id != self.view.id
-                    && !context::has_permission(ctx, viewer, "users:read").await?
-                {
-                    return Err(
-                        AppError::Forbidden("This needs the users:read permission".into()).into(),
-                    );
-                }
-                match context::auth(ctx) {
-                    Auth::User(v) if v.user_id == self.view.id => Some(v.session_id),
-                    _ => None,
+        // The load starts at once, beside the permission check: every row
+        // of a list then joins one batch (a check that resolves at different
+        // moments would split it), and nothing loaded is shown unless the
+        // check passes.
+        let preloaded = self.sessions.clone();
+        let load = async {
+            match preloaded {
+                Some(list) => Ok(Some(list)),
+                None => {
+                    ctx.data_unchecked::<DataLoader<SessionsByUserLoader>>()
+                        .load_one(self.view.id)
+                        .await
                 }
             }
         };
-        let list = sessions::list_live(context::state(ctx), self.view.id).await?;
+        let check = async {
+            match self.new_session {
+                Some(session_id) => Ok::<_, async_graphql::Error>(Some(session_id)),
+                None => {
+                    let viewer = context::viewer(ctx)?;
+                    if viewer.user_id != self.view.id
+                        && !context::has_permission(ctx, viewer, super::guards::USERS_READ.0)
+                            .await?
+                    {
+                        return Err(AppError::Forbidden(
+                            "This needs the users:read permission".into(),
+                        )
+                        .into());
+                    }
+                    Ok(match context::auth(ctx) {
+                        Auth::User(v) if v.user_id == self.view.id => Some(v.session_id),
+                        _ => None,
+                    })
+                }
+            }
+        };
+        let (current, list) = futures_util::future::join(check, load).await;
+        let current = current?;
+        let list = list?.unwrap_or_default();
         Ok(list
             .into_iter()
             .map(|s| Session {
@@ -206,6 +239,8 @@ impl AuthPayload {
         User {
             view: self.0.user.clone(),
             new_session: Some(self.0.session_id),
+            roles: None,
+            sessions: None,
         }
     }
 }

@@ -21,7 +21,7 @@ use super::middleware::client_ip;
 use crate::domain::{RequestMeta, sessions};
 use crate::graphql::context::{Auth, Viewer};
 use crate::graphql::extension::{RequestId, ViaGet, coded_error};
-use crate::graphql::loaders::{RolesByUserLoader, UserLoader};
+use crate::graphql::loaders::{RolesByUserLoader, SessionsByUserLoader, UserLoader};
 use crate::state::AppState;
 
 fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
@@ -111,7 +111,11 @@ async fn execute(
                 RolesByUserLoader(app.clone()),
                 tokio::spawn,
             ))
-            .data(DataLoader::new(UserLoader(app.clone()), tokio::spawn));
+            .data(DataLoader::new(UserLoader(app.clone()), tokio::spawn))
+            .data(DataLoader::new(
+                SessionsByUserLoader(app.clone()),
+                tokio::spawn,
+            ));
         if via_get { req.data(ViaGet) } else { req }
     };
     let response = match batch {

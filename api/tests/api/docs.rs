@@ -15,6 +15,14 @@ const NOT_API: &[&str] = &[
     "OKP",
     "DENY",
     "CARGO_PKG_VERSION",
+    // Rust constants named in `#[graphql(guard = "…")]` attributes.
+    "USERS_READ",
+    "USERS_WRITE",
+    "USERS_DELETE",
+    "ROLES_READ",
+    "ROLES_WRITE",
+    "ROLES_ASSIGN",
+    "AUDIT_READ",
 ];
 
 fn root() -> PathBuf {

@@ -3,6 +3,7 @@
 mod abuse;
 mod accounts;
 mod coherence;
+mod directory;
 mod docs;
 mod helpers;
 mod lifecycle;

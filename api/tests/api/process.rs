@@ -485,3 +485,51 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     assert!(plain.contains("usergraph listening"), "{plain}");
     assert!(!plain.contains('\u{1b}'), "NO_COLOR is honoured: {plain:?}");
 }
+
+#[test]
+fn seed_adds_users_with_roles_and_continues_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let out = usergraph(dir.path())
+            .args(["seed", "--users", "25", "--batch", "10"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("seeded 25 users"), "{stdout}");
+    }
+    let url = format!("sqlite://{}?mode=ro", dir.path().join("p.db").display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sea_orm::{ConnectionTrait as _, Statement};
+        let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+        let count = |sql: &'static str| {
+            let db = &db;
+            async move {
+                let row = db
+                    .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                row.try_get_by_index::<i64>(0).unwrap()
+            }
+        };
+        assert_eq!(count("SELECT COUNT(*) FROM users WHERE email LIKE 'seed-%@example.com'").await, 50);
+        assert_eq!(
+            count("SELECT COUNT(*) FROM users WHERE email = 'seed-49@example.com' AND display_name = 'Seed User 49'").await,
+            1
+        );
+        assert_eq!(
+            count("SELECT COUNT(*) FROM user_roles ur JOIN roles r ON r.id = ur.role_id WHERE r.name = 'support'").await,
+            5
+        );
+        assert_eq!(
+            count("SELECT COUNT(*) FROM user_roles ur JOIN roles r ON r.id = ur.role_id WHERE r.name = 'user'").await,
+            50
+        );
+    });
+}

@@ -1,0 +1,374 @@
+//! The users directory: filtered, ordered, keyset-paginated lists of users.
+//!
+//! Every order is `(field, id)`, with `NULLS LAST` ascending and `NULLS FIRST`
+//! descending (PostgreSQL's own index order, spelled out so SQLite agrees),
+//! and a page continues strictly after its cursor's `(value, id)`: a deep
+//! page costs what the first one costs, and concurrent inserts neither
+//! repeat nor skip rows already paged past. Backward pages (`last`/`before`)
+//! run the reversed order and are returned in the forward order.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use entity::user::{self, Column, UserStatus};
+use sea_orm::sea_query::{Expr, ExprTrait as _, Func, LikeExpr, NullOrdering, Order, Query};
+use sea_orm::{
+    ColumnTrait as _, Condition, EntityTrait as _, PaginatorTrait as _, QueryFilter as _,
+    QueryOrder as _, QuerySelect as _, Select,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::users::UserView;
+use crate::error::{AppError, AppResult};
+use crate::state::App;
+
+/// What a list may be ordered by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderField {
+    CreatedAt,
+    Email,
+    DisplayName,
+    LastLoginAt,
+}
+
+impl OrderField {
+    fn column(self) -> Column {
+        match self {
+            Self::CreatedAt => Column::CreatedAt,
+            Self::Email => Column::Email,
+            Self::DisplayName => Column::DisplayName,
+            Self::LastLoginAt => Column::LastLoginAt,
+        }
+    }
+}
+
+/// The filters of `users`; every one given must hold.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Case-insensitive substring of the email or the display name; `%`
+    /// and `_` are matched literally.
+    pub search: Option<String>,
+    pub role: Option<String>,
+    pub status: Option<UserStatus>,
+    pub email_verified: Option<bool>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// Longest search text: far beyond any email or display name.
+pub const MAX_SEARCH: usize = 256;
+
+/// A sort value as a cursor carries it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum Value {
+    #[serde(rename = "s")]
+    Text(String),
+    #[serde(rename = "t")]
+    Time(DateTime<Utc>),
+}
+
+/// A position in one order: the row's sort value (null for a null column)
+/// and its id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cursor {
+    #[serde(rename = "f")]
+    field: OrderField,
+    #[serde(rename = "v")]
+    value: Option<Value>,
+    #[serde(rename = "i")]
+    id: Uuid,
+}
+
+impl Cursor {
+    pub fn of(field: OrderField, user: &user::Model) -> Self {
+        let value = match field {
+            OrderField::CreatedAt => Some(Value::Time(user.created_at)),
+            OrderField::Email => Some(Value::Text(user.email.clone())),
+            OrderField::DisplayName => user.display_name.clone().map(Value::Text),
+            OrderField::LastLoginAt => user.last_login_at.map(Value::Time),
+        };
+        Self {
+            field,
+            value,
+            id: user.id,
+        }
+    }
+
+    /// Opaque to clients.
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    /// # Errors
+    /// `BAD_USER_INPUT` naming `field` for anything [`Cursor::encode`] did
+    /// not make for this order.
+    pub fn decode(text: &str, order: OrderField, field: &str) -> AppResult<Self> {
+        let bad = || AppError::bad_input(field, "Not a cursor of this list and order");
+        if text.len() > 1024 {
+            return Err(bad());
+        }
+        let raw = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
+        let cursor: Self = serde_json::from_slice(&raw).map_err(|_| bad())?;
+        let fits = matches!(
+            (&cursor.value, cursor.field),
+            (None, OrderField::DisplayName | OrderField::LastLoginAt)
+                | (
+                    Some(Value::Text(_)),
+                    OrderField::Email | OrderField::DisplayName
+                )
+                | (
+                    Some(Value::Time(_)),
+                    OrderField::CreatedAt | OrderField::LastLoginAt
+                )
+        );
+        if cursor.field != order || !fits {
+            return Err(bad());
+        }
+        Ok(cursor)
+    }
+}
+
+/// Which way a page runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Asc,
+    Desc,
+}
+
+/// One request for a page.
+pub struct PageRequest {
+    pub field: OrderField,
+    pub direction: Direction,
+    /// How many rows, and from where: forward after `after`, or backward
+    /// before `before`.
+    pub size: u64,
+    pub after: Option<Cursor>,
+    pub before: Option<Cursor>,
+    pub backward: bool,
+}
+
+pub struct Page {
+    pub users: Vec<user::Model>,
+    pub has_next: bool,
+    pub has_previous: bool,
+}
+
+/// `LIKE` pattern text with `\`, `%` and `_` escaped (used with `ESCAPE '\'`).
+pub fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn filtered(filter: &Filter) -> Select<user::Entity> {
+    let mut query = user::Entity::find();
+    if let Some(search) = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let pattern = format!("%{}%", like_literal(&search.to_lowercase()));
+        // lower(…) LIKE: what the trigram indexes cover on PostgreSQL.
+        let like = |column: Column| {
+            Expr::expr(Func::lower(Expr::col((user::Entity, column))))
+                .like(LikeExpr::new(pattern.clone()).escape('\\'))
+        };
+        query = query.filter(
+            Condition::any()
+                .add(like(Column::Email))
+                .add(like(Column::DisplayName)),
+        );
+    }
+    if let Some(role) = &filter.role {
+        let holders = Query::select()
+            .column(entity::user_role::Column::UserId)
+            .from(entity::user_role::Entity)
+            .inner_join(
+                entity::role::Entity,
+                Expr::col((entity::role::Entity, entity::role::Column::Id))
+                    .equals((entity::user_role::Entity, entity::user_role::Column::RoleId)),
+            )
+            .and_where(
+                Expr::col((entity::role::Entity, entity::role::Column::Name)).eq(role.as_str()),
+            )
+            .to_owned();
+        query = query.filter(Column::Id.in_subquery(holders));
+    }
+    if let Some(status) = &filter.status {
+        query = query.filter(Column::Status.eq(*status));
+    }
+    if let Some(verified) = filter.email_verified {
+        query = query.filter(Column::EmailVerified.eq(verified));
+    }
+    if let Some(after) = filter.created_after {
+        query = query.filter(Column::CreatedAt.gt(after));
+    }
+    if let Some(before) = filter.created_before {
+        query = query.filter(Column::CreatedAt.lt(before));
+    }
+    query
+}
+
+fn value_expr(value: &Value) -> sea_orm::Value {
+    match value {
+        Value::Text(text) => text.clone().into(),
+        Value::Time(at) => (*at).into(),
+    }
+}
+
+/// Rows strictly after `cursor` in the order (`ascending` with NULLS LAST,
+/// descending with NULLS FIRST, id as the tie-breaker in the same way).
+fn after(cursor: &Cursor, ascending: bool) -> Condition {
+    let column = cursor.field.column();
+    let id = Column::Id;
+    match (&cursor.value, ascending) {
+        // Ascending, cursor on a value: greater values, equal values with a
+        // greater id, then every null.
+        (Some(v), true) => Condition::any()
+            .add(column.gt(value_expr(v)))
+            .add(
+                Condition::all()
+                    .add(column.eq(value_expr(v)))
+                    .add(id.gt(cursor.id)),
+            )
+            .add(column.is_null()),
+        // Ascending, cursor among the nulls (last): nulls with a greater id.
+        (None, true) => Condition::all().add(column.is_null()).add(id.gt(cursor.id)),
+        // Descending, cursor on a value (the nulls came first): smaller
+        // values, equal values with a smaller id.
+        (Some(v), false) => Condition::any().add(column.lt(value_expr(v))).add(
+            Condition::all()
+                .add(column.eq(value_expr(v)))
+                .add(id.lt(cursor.id)),
+        ),
+        // Descending, cursor among the nulls (first): nulls with a smaller
+        // id, then every value.
+        (None, false) => Condition::any()
+            .add(Condition::all().add(column.is_null()).add(id.lt(cursor.id)))
+            .add(column.is_not_null()),
+    }
+}
+
+/// One page of users.
+///
+/// # Errors
+/// `Internal` when the database fails.
+pub async fn page(app: &App, filter: &Filter, request: &PageRequest) -> AppResult<Page> {
+    let forward_ascending = request.direction == Direction::Asc;
+    // Backward pages run the reversed order from `before`.
+    let ascending = forward_ascending != request.backward;
+    let from = if request.backward {
+        request.before.as_ref()
+    } else {
+        request.after.as_ref()
+    };
+    let mut query = filtered(filter);
+    if let Some(cursor) = from {
+        query = query.filter(after(cursor, ascending));
+    }
+    let column = request.field.column();
+    let (order, nulls) = if ascending {
+        (Order::Asc, NullOrdering::Last)
+    } else {
+        (Order::Desc, NullOrdering::First)
+    };
+    let mut rows = query
+        .order_by_with_nulls(column, order.clone(), nulls)
+        .order_by(Column::Id, order)
+        .limit(request.size + 1)
+        .all(&app.db.read)
+        .await?;
+    let more = rows.len() as u64 > request.size;
+    rows.truncate(usize::try_from(request.size).unwrap_or(usize::MAX));
+    if request.backward {
+        rows.reverse();
+        Ok(Page {
+            users: rows,
+            has_next: request.before.is_some(),
+            has_previous: more,
+        })
+    } else {
+        Ok(Page {
+            users: rows,
+            has_next: more,
+            has_previous: request.after.is_some(),
+        })
+    }
+}
+
+/// How many users the filter matches.
+///
+/// # Errors
+/// `Internal` when the database fails.
+pub async fn count(app: &App, filter: &Filter) -> AppResult<u64> {
+    Ok(filtered(filter).count(&app.db.read).await?)
+}
+
+/// The user with this email (normalized), or none.
+///
+/// # Errors
+/// `BAD_USER_INPUT` (`email`) for a malformed address.
+pub async fn by_email(app: &App, email: &str) -> AppResult<Option<UserView>> {
+    let email = super::types::EmailAddress::parse(email)?;
+    let id: Option<Uuid> = user::Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(Column::Email.eq(email.as_str()))
+        .into_tuple()
+        .one(&app.db.fresh)
+        .await?;
+    match id {
+        Some(id) => super::users::load(app, id).await,
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_text_is_literal() {
+        assert_eq!(like_literal("50%_off\\"), "50\\%\\_off\\\\");
+    }
+
+    #[test]
+    fn cursors_round_trip_and_belong_to_their_order() {
+        let user = user::Model {
+            id: Uuid::now_v7(),
+            email: "a@example.com".into(),
+            password_hash: String::new(),
+            display_name: None,
+            status: UserStatus::Active,
+            email_verified: false,
+            failed_login_count: 0,
+            locked_until: None,
+            last_login_at: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            version: 0,
+        };
+        for field in [
+            OrderField::CreatedAt,
+            OrderField::Email,
+            OrderField::DisplayName,
+            OrderField::LastLoginAt,
+        ] {
+            let cursor = Cursor::of(field, &user);
+            assert_eq!(
+                Cursor::decode(&cursor.encode(), field, "after").unwrap(),
+                cursor
+            );
+        }
+        let email = Cursor::of(OrderField::Email, &user).encode();
+        assert!(Cursor::decode(&email, OrderField::CreatedAt, "after").is_err());
+        assert!(Cursor::decode("junk", OrderField::Email, "before").is_err());
+    }
+}
