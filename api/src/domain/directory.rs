@@ -1,7 +1,8 @@
 //! The users directory: filtered, ordered, keyset-paginated lists of users.
 //!
-//! Every order is `(field, id)`, with `NULLS LAST` ascending and `NULLS FIRST`
-//! descending (PostgreSQL's own index order, spelled out so SQLite agrees),
+//! Every order is `(field, id)`, with nulls last ascending and first
+//! descending (PostgreSQL's own index order; the null and non-null runs are
+//! queried as separate index ranges, so SQLite agrees),
 //! and a page continues strictly after its cursor's `(value, id)`: a deep
 //! page costs what the first one costs, and concurrent inserts neither
 //! repeat nor skip rows already paged past. Backward pages (`last`/`before`)
@@ -11,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use entity::user::{self, Column, UserStatus};
-use sea_orm::sea_query::{Expr, ExprTrait as _, Func, LikeExpr, NullOrdering, Order, Query};
+use sea_orm::sea_query::{Expr, ExprTrait as _, Func, LikeExpr, Order, Query};
 use sea_orm::{
     ColumnTrait as _, Condition, EntityTrait as _, PaginatorTrait as _, QueryFilter as _,
     QueryOrder as _, QuerySelect as _, Select,
@@ -223,36 +224,82 @@ fn value_expr(value: &Value) -> sea_orm::Value {
     }
 }
 
-/// Rows strictly after `cursor` in the order (`ascending` with NULLS LAST,
-/// descending with NULLS FIRST, id as the tie-breaker in the same way).
-fn after(cursor: &Cursor, ascending: bool) -> Condition {
-    let column = cursor.field.column();
-    let id = Column::Id;
-    match (&cursor.value, ascending) {
-        // Ascending, cursor on a value: greater values, equal values with a
-        // greater id, then every null.
-        (Some(v), true) => Condition::any()
-            .add(column.gt(value_expr(v)))
-            .add(
-                Condition::all()
-                    .add(column.eq(value_expr(v)))
-                    .add(id.gt(cursor.id)),
-            )
-            .add(column.is_null()),
-        // Ascending, cursor among the nulls (last): nulls with a greater id.
-        (None, true) => Condition::all().add(column.is_null()).add(id.gt(cursor.id)),
-        // Descending, cursor on a value (the nulls came first): smaller
-        // values, equal values with a smaller id.
-        (Some(v), false) => Condition::any().add(column.lt(value_expr(v))).add(
-            Condition::all()
-                .add(column.eq(value_expr(v)))
-                .add(id.lt(cursor.id)),
-        ),
-        // Descending, cursor among the nulls (first): nulls with a smaller
-        // id, then every value.
-        (None, false) => Condition::any()
-            .add(Condition::all().add(column.is_null()).add(id.lt(cursor.id)))
-            .add(column.is_not_null()),
+impl OrderField {
+    fn nullable(self) -> bool {
+        matches!(self, Self::DisplayName | Self::LastLoginAt)
+    }
+}
+
+/// A run of one page in one order: rows with a value (after a position),
+/// or rows whose sort column is null (after an id). Each is one indexed
+/// range: a condition such as `col > v OR (col = v AND id > c) OR col IS
+/// NULL` would make PostgreSQL filter the index from its start instead.
+enum Segment {
+    Values(Option<(Value, Uuid)>),
+    Nulls(Option<Uuid>),
+}
+
+/// The segments after `cursor`, in order: ascending puts nulls last,
+/// descending first.
+fn segments(field: OrderField, cursor: Option<&Cursor>, ascending: bool) -> Vec<Segment> {
+    let mut out = match (cursor.map(|c| (&c.value, c.id)), ascending) {
+        (None, true) => vec![Segment::Values(None), Segment::Nulls(None)],
+        (None, false) => vec![Segment::Nulls(None), Segment::Values(None)],
+        (Some((Some(v), id)), true) => {
+            vec![Segment::Values(Some((v.clone(), id))), Segment::Nulls(None)]
+        }
+        (Some((Some(v), id)), false) => vec![Segment::Values(Some((v.clone(), id)))],
+        (Some((None, id)), true) => vec![Segment::Nulls(Some(id))],
+        (Some((None, id)), false) => vec![Segment::Nulls(Some(id)), Segment::Values(None)],
+    };
+    if !field.nullable() {
+        out.retain(|s| matches!(s, Segment::Values(_)));
+    }
+    out
+}
+
+fn segment_query(
+    base: Select<user::Entity>,
+    field: OrderField,
+    segment: &Segment,
+    ascending: bool,
+) -> Select<user::Entity> {
+    let column = field.column();
+    let order = if ascending { Order::Asc } else { Order::Desc };
+    match segment {
+        Segment::Values(from) => {
+            let mut query = base;
+            if field.nullable() {
+                query = query.filter(column.is_not_null());
+            }
+            if let Some((value, id)) = from {
+                let v = value_expr(value);
+                // `col >= v` is the index range; the rest filters within it.
+                query = if ascending {
+                    query
+                        .filter(column.gte(v.clone()))
+                        .filter(Condition::any().add(column.gt(v)).add(Column::Id.gt(*id)))
+                } else {
+                    query
+                        .filter(column.lte(v.clone()))
+                        .filter(Condition::any().add(column.lt(v)).add(Column::Id.lt(*id)))
+                };
+            }
+            query
+                .order_by(column, order.clone())
+                .order_by(Column::Id, order)
+        }
+        Segment::Nulls(from) => {
+            let mut query = base.filter(column.is_null());
+            if let Some(id) = from {
+                query = query.filter(if ascending {
+                    Column::Id.gt(*id)
+                } else {
+                    Column::Id.lt(*id)
+                });
+            }
+            query.order_by(Column::Id, order)
+        }
     }
 }
 
@@ -269,22 +316,20 @@ pub async fn page(app: &App, filter: &Filter, request: &PageRequest) -> AppResul
     } else {
         request.after.as_ref()
     };
-    let mut query = filtered(filter);
-    if let Some(cursor) = from {
-        query = query.filter(after(cursor, ascending));
+    let want = request.size + 1;
+    let mut rows: Vec<user::Model> = Vec::new();
+    for segment in segments(request.field, from, ascending) {
+        let missing = want - rows.len() as u64;
+        if missing == 0 {
+            break;
+        }
+        rows.extend(
+            segment_query(filtered(filter), request.field, &segment, ascending)
+                .limit(missing)
+                .all(&app.db.read)
+                .await?,
+        );
     }
-    let column = request.field.column();
-    let (order, nulls) = if ascending {
-        (Order::Asc, NullOrdering::Last)
-    } else {
-        (Order::Desc, NullOrdering::First)
-    };
-    let mut rows = query
-        .order_by_with_nulls(column, order.clone(), nulls)
-        .order_by(Column::Id, order)
-        .limit(request.size + 1)
-        .all(&app.db.read)
-        .await?;
     let more = rows.len() as u64 > request.size;
     rows.truncate(usize::try_from(request.size).unwrap_or(usize::MAX));
     if request.backward {
