@@ -106,7 +106,7 @@ fn new_user(
 /// the caller's own writes and audit event. The email is checked free before
 /// the (costly) hash; a race past that check still ends in `CONFLICT` through
 /// the unique index.
-async fn begin_account(
+pub(crate) async fn begin_account(
     app: &App,
     email: &EmailAddress,
     password: &Password,

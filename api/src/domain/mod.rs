@@ -7,6 +7,7 @@
 //! that commit ([`invalidations`]).
 
 pub mod accounts;
+pub mod admin;
 pub mod audit;
 pub mod directory;
 pub mod email_tokens;

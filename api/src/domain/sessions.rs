@@ -65,6 +65,7 @@ pub enum RevokeReason {
     PasswordReset,
     Revoked,
     AccountDeleted,
+    Disabled,
 }
 
 impl RevokeReason {
@@ -77,6 +78,7 @@ impl RevokeReason {
             Self::PasswordReset => "password_reset",
             Self::Revoked => "revoked",
             Self::AccountDeleted => "account_deleted",
+            Self::Disabled => "disabled",
         }
     }
 }

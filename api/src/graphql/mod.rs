@@ -3,6 +3,7 @@
 //! Resolvers are thin: they take state and viewer from the context, check
 //! permission, call `domain::…` and convert the result.
 
+pub mod admin;
 pub mod audit;
 pub mod context;
 pub mod directory;
@@ -27,7 +28,7 @@ pub struct Query(
 );
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(mutation::AuthMutation);
+pub struct Mutation(mutation::AuthMutation, admin::AdminMutation);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
