@@ -186,7 +186,8 @@ impl Application {
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 const PURGE_BATCH: u64 = 1000;
 
-/// Hourly housekeeping: deletes long-ended sessions, on one replica at a
+/// Hourly housekeeping: deletes long-ended sessions and audit events past
+/// `AUDIT_RETENTION`, on one replica at a
 /// time (a PostgreSQL advisory lock; a replica that finds it taken skips the
 /// round). The first round comes half a period after start plus a random
 /// share of it, so replicas started together neither purge at boot nor in
@@ -211,6 +212,18 @@ fn spawn_janitor(state: &AppState) {
                 }
                 Ok(Some(Err(e))) => tracing::warn!(error = e.message(), "session clean-up failed"),
                 Err(e) => tracing::warn!(error = format!("{e:#}"), "session clean-up: no lock"),
+            }
+            // Audit events past AUDIT_RETENTION, under the same one-replica lock.
+            let round = app.db.exclusively(crate::db::Lock::Purge, || {
+                crate::domain::audit::purge_expired(&app, PURGE_BATCH)
+            });
+            match round.await {
+                Ok(Some(Ok(0)) | None) => {}
+                Ok(Some(Ok(n))) => {
+                    tracing::info!(events = n, "deleted audit events past AUDIT_RETENTION")
+                }
+                Ok(Some(Err(e))) => tracing::warn!(error = e.message(), "audit purge failed"),
+                Err(e) => tracing::warn!(error = format!("{e:#}"), "audit purge: no lock"),
             }
         }
     }));

@@ -157,6 +157,8 @@ pub struct Config {
     pub auto_migrate: bool,
     pub mailer: MailerConfig,
     pub mail: MailSettings,
+    /// How long audit events are kept.
+    pub audit_retention: Duration,
     pub trusted_proxies: Vec<IpNet>,
     pub rate_limit_auth_per_minute: u32,
     pub lockout_threshold: u32,
@@ -317,6 +319,10 @@ impl Config {
         let auto_migrate = parse_bool("AUTO_MIGRATE", get("AUTO_MIGRATE"), true)?;
         let mailer = parse_mailer(get("MAILER"))?;
         let mail = parse_mail_settings(&get)?;
+        let audit_retention = parse_duration("AUDIT_RETENTION", get("AUDIT_RETENTION"), "365d")?;
+        if audit_retention < Duration::from_secs(86400) {
+            return Err(err("AUDIT_RETENTION", "must be at least 1d"));
+        }
         let trusted_proxies = parse_list("TRUSTED_PROXIES", get("TRUSTED_PROXIES"), |s| {
             s.parse::<IpNet>()
                 .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
@@ -439,6 +445,7 @@ impl Config {
             auto_migrate,
             mailer,
             mail,
+            audit_retention,
             trusted_proxies,
             rate_limit_auth_per_minute,
             lockout_threshold,

@@ -155,10 +155,11 @@ pub async fn update_user(
     if let Some(email) = &email
         && email.as_str() != before.email
     {
-        update = update
-            .col_expr(user::Column::Email, Expr::value(email.as_str()))
-            // A new address is not verified unless the admin says so.
-            .col_expr(user::Column::EmailVerified, Expr::value(false));
+        update = update.col_expr(user::Column::Email, Expr::value(email.as_str()));
+        // A new address is not verified unless the admin says so (below).
+        if changes.email_verified.is_none() {
+            update = update.col_expr(user::Column::EmailVerified, Expr::value(false));
+        }
         fields.push("email");
     }
     if let Some(name) = display_name {

@@ -265,3 +265,36 @@ pub async fn count(app: &crate::state::App, filter: &Filter) -> crate::error::Ap
         .count(&app.db.read)
         .await?)
 }
+
+/// Deletes events older than `AUDIT_RETENTION`, `batch` at a time, oldest
+/// first through the `created_at` index; returns how many.
+///
+/// # Errors
+/// `Internal` when the database fails.
+pub async fn purge_expired(app: &crate::state::App, batch: u64) -> crate::error::AppResult<u64> {
+    use entity::audit_event::{Column, Entity};
+    use sea_orm::sea_query::Query;
+    use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
+    let cutoff = super::now()
+        - chrono::Duration::from_std(app.config.audit_retention)
+            .unwrap_or(chrono::Duration::days(365));
+    let mut total = 0;
+    loop {
+        let oldest = Query::select()
+            .column(Column::Id)
+            .from(Entity)
+            .and_where(Column::CreatedAt.lt(cutoff))
+            .order_by(Column::CreatedAt, sea_orm::sea_query::Order::Asc)
+            .limit(batch)
+            .to_owned();
+        let deleted = Entity::delete_many()
+            .filter(Column::Id.in_subquery(oldest))
+            .exec(&app.db.write)
+            .await?
+            .rows_affected;
+        total += deleted;
+        if deleted < batch {
+            return Ok(total);
+        }
+    }
+}

@@ -212,6 +212,18 @@ async fn disabling_ends_every_session_and_refuses_login() {
     )
     .await;
     assert_eq!((code(&conflict), field(&conflict)), ("CONFLICT", "email"));
+    // A new address with its verification given in the same change.
+    let both = as_user(&app, &root, "mutation($u: ID!) { updateUser(id: $u, input: {email: \"moved@example.com\", emailVerified: true}) { email emailVerified } }", json!({ "u": kim.user_id })).await;
+    assert_eq!(
+        both["data"]["updateUser"],
+        json!({ "email": "moved@example.com", "emailVerified": true }),
+        "{both}"
+    );
+    let moved = as_user(&app, &root, "mutation($u: ID!) { updateUser(id: $u, input: {email: \"moved2@example.com\"}) { emailVerified } }", json!({ "u": kim.user_id })).await;
+    assert_eq!(
+        moved["data"]["updateUser"]["emailVerified"], false,
+        "{moved}"
+    );
     let missing = as_user(
         &app,
         &root,

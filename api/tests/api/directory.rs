@@ -436,3 +436,38 @@ async fn a_page_costs_the_same_statements_whatever_its_size() {
     assert!(body["data"]["me"]["roles"].is_array(), "{body}");
     assert_eq!(app.state.db.statements() - before, 0);
 }
+
+#[tokio::test]
+async fn audit_events_past_the_retention_are_purged_in_batches() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.audit_retention = std::time::Duration::from_secs(30 * 86400);
+    })
+    .await;
+    let old = Utc::now() - ChronoDuration::days(31);
+    for i in 0..7 {
+        entity::audit_event::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            action: Set("LOGIN_FAILED".into()),
+            actor_id: Set(None),
+            target_user_id: Set(None),
+            ip_address: Set(None),
+            user_agent: Set(None),
+            metadata: Set(json!({ "i": i })),
+            created_at: Set(old - ChronoDuration::minutes(i)),
+        }
+        .insert(&app.state.db.write)
+        .await
+        .unwrap();
+    }
+    app.signed_up("recent@example.com").await;
+    let deleted = usergraph::domain::audit::purge_expired(&app.state, 3)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 7);
+    use sea_orm::{EntityTrait as _, PaginatorTrait as _};
+    let left = entity::audit_event::Entity::find()
+        .count(&app.state.db.write)
+        .await
+        .unwrap();
+    assert_eq!(left, 1, "the recent registration stays");
+}

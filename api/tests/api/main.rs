@@ -4,6 +4,7 @@ mod abuse;
 mod accounts;
 mod admin;
 mod coherence;
+mod contract;
 mod directory;
 mod docs;
 mod helpers;
