@@ -4,6 +4,14 @@
 //! A database user that may not create it still migrates (the search then
 //! scans); the `DO` blocks keep a refused `CREATE EXTENSION` from failing the
 //! migration's transaction. SQLite has no such index: it scans.
+//!
+//! The indexes build inside the migration's transaction, which blocks writes
+//! to `users` while they build (seconds per million rows). Not
+//! `CONCURRENTLY`: that waits for every other transaction, including
+//! replicas starting together that wait for the migration lock, and would
+//! never finish. For a large table, build them by hand first (the same
+//! statements with `CONCURRENTLY`); `IF NOT EXISTS` then skips them here —
+//! see docs/runbook.md.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DbBackend;

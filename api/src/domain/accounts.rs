@@ -268,6 +268,8 @@ async fn succeed(
         // Only over the hash this login verified: a reset or change that
         // committed meanwhile makes the old password sign in nothing.
         .filter(user::Column::PasswordHash.eq(account.password_hash.as_str()))
+        // Nor for an account disabled while this login was hashing.
+        .filter(user::Column::Status.eq(UserStatus::Active))
         .filter(not_locked());
     if let Some(hash) = new_hash {
         reset = reset.col_expr(user::Column::PasswordHash, Expr::value(hash));
@@ -279,6 +281,9 @@ async fn succeed(
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("user vanished during login")))?;
     if changed == 0 {
         drop(txn);
+        if row.status == UserStatus::Disabled {
+            return Err(AppError::Forbidden("This account is disabled".into()));
+        }
         return Err(lock_in_force(app, row.locked_until)
             .unwrap_or_else(|| AppError::Unauthenticated(INVALID_CREDENTIALS.into())));
     }

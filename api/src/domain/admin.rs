@@ -10,13 +10,12 @@ use entity::{role, user_role};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DatabaseTransaction,
-    EntityTrait as _, PaginatorTrait as _, QueryFilter as _, QuerySelect as _, Set, SqlErr,
-    TransactionTrait as _,
+    EntityTrait as _, PaginatorTrait as _, QueryFilter as _, Set, SqlErr, TransactionTrait as _,
 };
 use uuid::Uuid;
 
 use super::audit::{self, Action, Event};
-use super::invalidations::{self, Stale};
+use super::invalidations;
 use super::roles::{self, RoleView};
 use super::sessions::{self, RevokeReason};
 use super::types::{DisplayName, EmailAddress, Password};
@@ -24,6 +23,32 @@ use super::users::{self, UserView, bumped};
 use super::{RequestMeta, accounts, mail, now};
 use crate::error::{AppError, AppResult};
 use crate::state::App;
+
+/// Nobody grants what they do not hold: a caller may act on a role, or on
+/// an account, only when its permissions are a subset of the caller's own.
+/// So only an admin can make, change or remove an admin.
+async fn caller_holds(app: &App, actor: Uuid, permissions: &[String], what: &str) -> AppResult<()> {
+    let mine = roles::permissions_of_user(app, actor).await?;
+    if let Some(missing) = permissions.iter().find(|p| !mine.contains(p)) {
+        return Err(AppError::Forbidden(format!(
+            "{what} needs {missing}, which you do not hold"
+        )));
+    }
+    Ok(())
+}
+
+/// The permissions an account holds now (for the rule above).
+async fn held_by(app: &App, user_id: Uuid) -> AppResult<Vec<String>> {
+    roles::permissions_of_user(app, user_id).await
+}
+
+/// Role names are bounded before anything is looked up.
+fn check_role_ref(name: &str, field: &str) -> AppResult<()> {
+    if name.is_empty() || name.len() > 63 || name.contains('\0') {
+        return Err(AppError::bad_input(field, "Not a role name"));
+    }
+    Ok(())
+}
 
 fn not_found_user() -> AppError {
     AppError::NotFound("No such user".into())
@@ -101,7 +126,15 @@ pub async fn create_user(
     wanted.retain(|r| r != roles::USER);
     wanted.sort();
     wanted.dedup();
-    role_ids(&app.db.write, &wanted).await?;
+    let granted = role_ids(&app.db.write, &wanted).await?;
+    if !granted.is_empty() {
+        // Granting roles is roles:assign's, and only what the caller holds.
+        let mut needed = vec!["roles:assign".to_owned()];
+        for role in &granted {
+            needed.extend(RoleView::from(role.clone()).permissions);
+        }
+        caller_holds(app, actor, &needed, "Creating a user with these roles").await?;
+    }
     let (txn, row) =
         accounts::begin_account(app, &email, &password, display_name, input.email_verified).await?;
     for found in role_ids(&txn, &wanted).await? {
@@ -142,6 +175,13 @@ pub async fn update_user(
     changes: UserChanges<'_>,
 ) -> AppResult<UserView> {
     let email = changes.email.map(EmailAddress::parse).transpose()?;
+    caller_holds(
+        app,
+        actor,
+        &held_by(app, id).await?,
+        "Changing this account",
+    )
+    .await?;
     let display_name = changes
         .display_name
         .map(|d| d.map(DisplayName::parse).transpose())
@@ -214,6 +254,13 @@ pub async fn update_user(
 /// # Errors
 /// `NOT_FOUND`; `FORBIDDEN` for the last active admin.
 pub async fn delete_user(app: &App, meta: &RequestMeta, actor: Uuid, id: Uuid) -> AppResult<()> {
+    caller_holds(
+        app,
+        actor,
+        &held_by(app, id).await?,
+        "Deleting this account",
+    )
+    .await?;
     let txn = app.db.write.begin().await?;
     let row = lock_user(&txn, id).await?;
     keep_an_admin(&txn, &row).await?;
@@ -278,6 +325,11 @@ pub async fn assign_role(
     user_id: Uuid,
     name: &str,
 ) -> AppResult<UserView> {
+    check_role_ref(name, "role")?;
+    let role = roles::by_name(&app.db.write, name)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("Role {name} does not exist")))?;
+    caller_holds(app, actor, &RoleView::from(role).permissions, "This role").await?;
     let txn = app.db.write.begin().await?;
     let row = lock_user(&txn, user_id).await?;
     let found = role_ids(&txn, &[name.to_owned()]).await?.remove(0);
@@ -321,6 +373,11 @@ pub async fn remove_role(
     user_id: Uuid,
     name: &str,
 ) -> AppResult<UserView> {
+    check_role_ref(name, "role")?;
+    let role = roles::by_name(&app.db.write, name)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("Role {name} does not exist")))?;
+    caller_holds(app, actor, &RoleView::from(role).permissions, "This role").await?;
     let txn = app.db.write.begin().await?;
     let row = lock_user(&txn, user_id).await?;
     let found = role_ids(&txn, &[name.to_owned()]).await?.remove(0);
@@ -410,6 +467,7 @@ pub async fn create_role(
     check_role_name(name)?;
     let permissions = check_permissions(permissions)?;
     let description = check_description(description)?;
+    caller_holds(app, actor, &permissions, "A role with these permissions").await?;
     let txn = app.db.write.begin().await?;
     let at = now();
     let created = role::ActiveModel {
@@ -453,17 +511,23 @@ pub async fn update_role(
     description: Option<Option<&str>>,
     permissions: Option<&[String]>,
 ) -> AppResult<RoleView> {
+    check_role_ref(name, "name")?;
     let permissions = permissions.map(check_permissions).transpose()?;
     let description = description.map(check_description).transpose()?;
     let txn = app.db.write.begin().await?;
     let found = roles::by_name(&txn, name)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("Role {name} does not exist")))?;
-    if found.name == roles::ADMIN && permissions.is_some() {
-        return Err(AppError::Forbidden(
-            "The admin role holds every permission; its permissions cannot change".into(),
-        ));
+    if found.built_in && permissions.is_some() {
+        // admin holds every permission, user none of the administrative
+        // ones (and every account holds it).
+        return Err(AppError::Forbidden(format!(
+            "The built-in role {name}'s permissions cannot change"
+        )));
     }
+    let mut touched = RoleView::from(found.clone()).permissions;
+    touched.extend(permissions.clone().unwrap_or_default());
+    caller_holds(app, actor, &touched, "This role").await?;
     let mut update = role::Entity::update_many()
         .col_expr(role::Column::UpdatedAt, Expr::value(now()))
         .filter(role::Column::Id.eq(found.id));
@@ -501,7 +565,10 @@ pub async fn update_role(
 /// # Errors
 /// `NOT_FOUND`; `FORBIDDEN` for a built-in role.
 pub async fn delete_role(app: &App, meta: &RequestMeta, actor: Uuid, name: &str) -> AppResult<()> {
+    check_role_ref(name, "name")?;
     let txn = app.db.write.begin().await?;
+    // The catalogue's version first: concurrent role changes serialise here.
+    let catalogue = roles::touch_catalogue(&txn).await?;
     let found = roles::by_name(&txn, name)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("Role {name} does not exist")))?;
@@ -510,38 +577,29 @@ pub async fn delete_role(app: &App, meta: &RequestMeta, actor: Uuid, name: &str)
             "The built-in role {name} cannot be deleted"
         )));
     }
-    // Its holders' cached role lists go stale: their versions move.
-    let holders: Vec<Uuid> = user_role::Entity::find()
-        .select_only()
-        .column(user_role::Column::UserId)
-        .filter(user_role::Column::RoleId.eq(found.id))
-        .into_tuple()
-        .all(&txn)
-        .await?;
-    let mut stale: Vec<Stale> = Vec::new();
-    for chunk in holders.chunks(1000) {
-        let bumped_rows = user::Entity::update_many()
-            .col_expr(user::Column::Version, bumped())
-            .filter(user::Column::Id.is_in(chunk.to_vec()))
-            .exec_with_returning(&txn)
-            .await?;
-        for row in bumped_rows {
-            stale.extend(users::stale(row.id, row.version));
-        }
-    }
-    user_role::Entity::delete_many()
+    caller_holds(
+        app,
+        actor,
+        &RoleView::from(found.clone()).permissions,
+        "This role",
+    )
+    .await?;
+    // Holders' cached role lists may keep the id: it resolves to nothing
+    // once the catalogue (invalidated here) no longer has the role, and ids
+    // are never reused; so no holder row needs touching.
+    let holders = user_role::Entity::delete_many()
         .filter(user_role::Column::RoleId.eq(found.id))
         .exec(&txn)
-        .await?;
+        .await?
+        .rows_affected;
     role::Entity::delete_by_id(found.id).exec(&txn).await?;
-    stale.push(roles::touch_catalogue(&txn).await?);
     audit::record(
         &txn,
         meta,
         Event::new(Action::RoleDeleted)
             .actor(actor)
-            .metadata(serde_json::json!({ "role": name, "holders": holders.len() })),
+            .metadata(serde_json::json!({ "role": name, "holders": holders })),
     )
     .await?;
-    invalidations::commit(app, txn, &stale).await
+    invalidations::commit(app, txn, &[catalogue]).await
 }

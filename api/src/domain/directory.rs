@@ -123,7 +123,12 @@ impl Cursor {
                     OrderField::CreatedAt | OrderField::LastLoginAt
                 )
         );
-        if cursor.field != order || !fits {
+        let sane = match &cursor.value {
+            Some(Value::Time(at)) => (1900..=9999).contains(&chrono::Datelike::year(at)),
+            Some(Value::Text(text)) => text.len() <= 256 && !text.contains('\0'),
+            None => true,
+        };
+        if cursor.field != order || !fits || !sane {
             return Err(bad());
         }
         Ok(cursor)

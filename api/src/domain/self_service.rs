@@ -116,7 +116,11 @@ pub async fn request_email_verification(
 /// `INVALID_TOKEN` for a token that does not work.
 pub async fn verify_email(app: &App, meta: &RequestMeta, token: &str) -> AppResult<UserView> {
     email_tokens::check_shape(token)?;
+    let owner = email_tokens::peek(app, Purpose::VerifyEmail, token).await?;
     let txn = app.db.write.begin().await?;
+    // The user row first, then the token (the order every path takes, so
+    // a deletion racing this click cannot deadlock with it).
+    users::lock(&txn, owner).await?;
     let used = email_tokens::consume(&txn, Purpose::VerifyEmail, token).await?;
     let changed = user::Entity::update_many()
         .col_expr(user::Column::EmailVerified, Expr::value(true))
@@ -180,6 +184,8 @@ pub async fn reset_password(
     let hash = app.hasher.hash(&password).await?;
 
     let txn = app.db.write.begin().await?;
+    // The user row first, then the token (see verify_email).
+    users::lock(&txn, owner).await?;
     let used = email_tokens::consume(&txn, Purpose::ResetPassword, token).await?;
     let changed = user::Entity::update_many()
         .col_expr(user::Column::PasswordHash, Expr::value(hash))

@@ -179,7 +179,11 @@ pub struct AuditEventFilter {
 
 impl AuditEventFilter {
     fn into_domain(self) -> Result<audit::Filter, AppError> {
-        if self.action.as_ref().is_some_and(|a| a.len() > 64) {
+        if self
+            .action
+            .as_ref()
+            .is_some_and(|a| a.len() > 64 || a.contains('\0'))
+        {
             return Err(AppError::bad_input("action", "Not an audit action"));
         }
         Ok(audit::Filter {

@@ -65,14 +65,18 @@ impl UserFilter {
         if self
             .search
             .as_ref()
-            .is_some_and(|s| s.chars().count() > directory::MAX_SEARCH)
+            .is_some_and(|s| s.chars().count() > directory::MAX_SEARCH || s.contains('\0'))
         {
             return Err(AppError::bad_input(
                 "search",
-                "search is at most 256 characters",
+                "search is at most 256 characters, without NUL",
             ));
         }
-        if self.role.as_ref().is_some_and(|r| r.len() > 64) {
+        if self
+            .role
+            .as_ref()
+            .is_some_and(|r| r.len() > 64 || r.contains('\0'))
+        {
             return Err(AppError::bad_input("role", "Not a role name"));
         }
         Ok(Filter {
@@ -180,6 +184,22 @@ impl DirectoryQuery {
             return Err(AppError::bad_input("last", "Give first or last, not both").into());
         }
         let backward = last.is_some() || (before.is_some() && first.is_none());
+        // One direction per request: a page between two cursors is not
+        // offered (each bound would have to be applied to both ends).
+        if backward && after.is_some() {
+            return Err(AppError::bad_input(
+                "after",
+                "Page backward with last/before, or forward with first/after",
+            )
+            .into());
+        }
+        if !backward && before.is_some() {
+            return Err(AppError::bad_input(
+                "before",
+                "Page backward with last/before, or forward with first/after",
+            )
+            .into());
+        }
         let size = if backward {
             page_size(last)
                 .map_err(|_| AppError::bad_input("last", "last must be between 0 and 100"))?

@@ -462,3 +462,119 @@ async fn changes_on_one_replica_hold_on_the_other_at_the_next_request() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn nobody_grants_what_they_do_not_hold() {
+    let app = spawn_app().await;
+    let root = admin(&app).await;
+    let root_id = as_user(&app, &root, "{ me { id } }", json!({})).await["data"]["me"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let writer = holder_of(&app, &root, "users:write").await;
+    let assigner = holder_of(&app, &root, "roles:assign").await;
+    let role_writer = holder_of(&app, &root, "roles:write").await;
+    let plain = app.signed_up("plain@example.com").await;
+    let cases: Vec<(&str, &str, Value)> = vec![
+        // users:write cannot hand out roles, nor touch an admin.
+        (
+            &writer,
+            "mutation { createUser(input: {email: \"x@example.com\", password: \"correct horse battery staple\", roles: [\"admin\"]}) { id } }",
+            json!({}),
+        ),
+        (
+            &writer,
+            "mutation($u: ID!) { updateUser(id: $u, input: {email: \"mine@example.com\"}) { id } }",
+            json!({ "u": root_id }),
+        ),
+        // roles:assign cannot grant (or take) what it does not hold.
+        (
+            &assigner,
+            "mutation($u: ID!) { assignRole(userId: $u, role: \"admin\") { id } }",
+            json!({ "u": plain.user_id }),
+        ),
+        (
+            &assigner,
+            "mutation($u: ID!) { removeRole(userId: $u, role: \"admin\") { id } }",
+            json!({ "u": root_id }),
+        ),
+        // roles:write cannot create or widen a role beyond its own.
+        (
+            &role_writer,
+            "mutation { createRole(input: {name: \"wide\", permissions: [\"users:delete\"]}) { id } }",
+            json!({}),
+        ),
+        (
+            &role_writer,
+            "mutation { updateRole(name: \"only-users-write\", input: {description: \"x\"}) { id } }",
+            json!({}),
+        ),
+        // The built-in user role gets no permission, from anybody.
+        (
+            &root,
+            "mutation { updateRole(name: \"user\", input: {permissions: [\"users:read\"]}) { id } }",
+            json!({}),
+        ),
+    ];
+    for (token, query, vars) in cases {
+        assert_eq!(
+            code(&as_user(&app, token, query, vars).await),
+            "FORBIDDEN",
+            "{query}"
+        );
+    }
+    let roles = as_user(&app, &plain.access, "{ me { roles { name } } }", json!({})).await;
+    assert_eq!(roles["data"]["me"]["roles"], json!([{ "name": "user" }]));
+    // Within what they hold, they may.
+    let ok = as_user(&app, &role_writer, "mutation { createRole(input: {name: \"writer-two\", permissions: [\"roles:write\"]}) { id } }", json!({})).await;
+    assert!(ok.get("errors").is_none(), "{ok}");
+    let ok = as_user(
+        &app,
+        &writer,
+        "mutation($u: ID!) { updateUser(id: $u, input: {displayName: \"Plain\"}) { displayName } }",
+        json!({ "u": plain.user_id }),
+    )
+    .await;
+    assert_eq!(ok["data"]["updateUser"]["displayName"], "Plain", "{ok}");
+}
+
+#[tokio::test]
+async fn a_page_runs_one_way_only() {
+    let app = spawn_app().await;
+    let root = admin(&app).await;
+    let page = as_user(
+        &app,
+        &root,
+        "{ users(first: 1) { pageInfo { endCursor } } }",
+        json!({}),
+    )
+    .await;
+    let cursor = page["data"]["users"]["pageInfo"]["endCursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let both = as_user(
+        &app,
+        &root,
+        "query($c: String) { users(first: 1, before: $c) { totalCount } }",
+        json!({ "c": cursor }),
+    )
+    .await;
+    assert_eq!((code(&both), field(&both)), ("BAD_USER_INPUT", "before"));
+    let both = as_user(
+        &app,
+        &root,
+        "query($c: String) { users(last: 1, after: $c) { totalCount } }",
+        json!({ "c": cursor }),
+    )
+    .await;
+    assert_eq!((code(&both), field(&both)), ("BAD_USER_INPUT", "after"));
+    let nul = as_user(
+        &app,
+        &root,
+        "{ users(filter: {search: \"a\\u0000b\"}) { totalCount } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!((code(&nul), field(&nul)), ("BAD_USER_INPUT", "search"));
+}
