@@ -102,22 +102,7 @@ find_files() { # find_files FIND-PREDICATES...: repository files, pruned, sorted
 }
 
 # --- tools -------------------------------------------------------------------
-# ensure_venv DIR PINS...: (re)create DIR as a venv holding exactly PINS.
-ensure_venv() {
-  local dir="$1" want
-  shift
-  want="$(printf '%s\n' "$@")"
-  if [[ -x "$dir/bin/python" && "$(cat "$dir/.pins" 2>/dev/null)" == "$want" ]]; then
-    return 0
-  fi
-  log_info "installing into $dir: $*"
-  rm -rf "$dir"
-  python3 -m venv "$dir" &&
-    "$dir/bin/pip" install --quiet --upgrade pip &&
-    "$dir/bin/pip" install --quiet "$@" &&
-    printf '%s' "$want" >"$dir/.pins"
-}
-
+# (ensure_venv: scripts/lib/common.sh)
 install_tools() {
   require_tool python3
   mkdir -p "$TOOLS_DIR"

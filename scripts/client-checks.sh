@@ -202,23 +202,7 @@ ensure_npm() {
   fi
 }
 
-# ensure_venv DIR PINS...: (re)create DIR as a venv holding exactly PINS
-# (the same scheme as scripts/check.sh).
-ensure_venv() {
-  local dir="$1" want
-  shift
-  want="$(printf '%s\n' "$@")"
-  if [[ -x "$dir/bin/python" && "$(cat "$dir/.pins" 2>/dev/null)" == "$want" ]]; then
-    return 0
-  fi
-  log_info "installing into $dir: $*"
-  rm -rf "$dir"
-  python3 -m venv "$dir" &&
-    "$dir/bin/pip" install --quiet --upgrade pip &&
-    "$dir/bin/pip" install --quiet "$@" &&
-    printf '%s' "$want" >"$dir/.pins"
-}
-
+# ensure_venv is in scripts/lib/common.sh (shared with scripts/check.sh).
 install_tools() {
   ensure_chromium
   ensure_npm "$ROOT/graphiql"

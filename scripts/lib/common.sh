@@ -97,6 +97,23 @@ run_to() {
 }
 
 # require_tool NAME...: pre-flight check that each command exists.
+# ensure_venv DIR PINS...: (re)create DIR as a venv holding exactly PINS
+# (reused while the pins are unchanged; recorded in DIR/.pins).
+ensure_venv() {
+  local dir="$1" want
+  shift
+  want="$(printf '%s\n' "$@")"
+  if [[ -x "$dir/bin/python" && "$(cat "$dir/.pins" 2>/dev/null)" == "$want" ]]; then
+    return 0
+  fi
+  log_info "installing into $dir: $*"
+  rm -rf "$dir"
+  python3 -m venv "$dir" &&
+    "$dir/bin/pip" install --quiet --upgrade pip &&
+    "$dir/bin/pip" install --quiet "$@" &&
+    printf '%s' "$want" >"$dir/.pins"
+}
+
 require_tool() {
   local t missing=()
   for t in "$@"; do

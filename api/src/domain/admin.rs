@@ -50,6 +50,34 @@ fn check_role_ref(name: &str, field: &str) -> AppResult<()> {
     Ok(())
 }
 
+/// The role `name`, when the caller may grant or take it (it exists, and
+/// its permissions are all the caller's).
+async fn grantable(app: &App, actor: Uuid, name: &str) -> AppResult<role::Model> {
+    check_role_ref(name, "role")?;
+    let found = roles::by_name(&app.db.write, name)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("Role {name} does not exist")))?;
+    caller_holds(
+        app,
+        actor,
+        &RoleView::from(found.clone()).permissions,
+        "This role",
+    )
+    .await?;
+    Ok(found)
+}
+
+async fn link_role(txn: &DatabaseTransaction, user_id: Uuid, role_id: Uuid) -> AppResult<()> {
+    user_role::ActiveModel {
+        user_id: Set(user_id),
+        role_id: Set(role_id),
+        created_at: Set(now()),
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
+
 fn not_found_user() -> AppError {
     AppError::NotFound("No such user".into())
 }
@@ -66,9 +94,15 @@ async fn lock_user(txn: &DatabaseTransaction, id: Uuid) -> AppResult<user::Model
         .ok_or_else(not_found_user)
 }
 
-/// Refuses when `row` is an active admin and no other active admin would be
-/// left. Takes the admin role's row lock first (after the user's).
-async fn keep_an_admin(txn: &DatabaseTransaction, row: &user::Model) -> AppResult<()> {
+/// Refuses (FORBIDDEN, `message`) when `row` is an active admin and no
+/// other active admin would be left. Takes the admin role's row lock first
+/// (after the user's): two concurrent attempts cannot each see the other as
+/// the remaining admin.
+pub(crate) async fn keep_an_admin(
+    txn: &DatabaseTransaction,
+    row: &user::Model,
+    message: &str,
+) -> AppResult<()> {
     let Some(admin) = roles::lock_admin_role(txn).await? else {
         return Ok(());
     };
@@ -80,12 +114,12 @@ async fn keep_an_admin(txn: &DatabaseTransaction, row: &user::Model) -> AppResul
         > 0;
     if holds && row.status == UserStatus::Active && accounts::active_admin_count_in(txn).await? <= 1
     {
-        return Err(AppError::Forbidden(
-            "This is the last active admin: keep one".into(),
-        ));
+        return Err(AppError::Forbidden(message.into()));
     }
     Ok(())
 }
+
+const LAST_ADMIN: &str = "This is the last active admin: keep one";
 
 /// A new account, as an administrator creates it.
 pub struct NewUser<'a> {
@@ -96,7 +130,10 @@ pub struct NewUser<'a> {
     pub email_verified: bool,
 }
 
-async fn role_ids<C: ConnectionTrait>(conn: &C, names: &[String]) -> AppResult<Vec<role::Model>> {
+async fn roles_named<C: ConnectionTrait>(
+    conn: &C,
+    names: &[String],
+) -> AppResult<Vec<role::Model>> {
     let mut out = Vec::new();
     for name in names {
         let found = roles::by_name(conn, name)
@@ -126,7 +163,7 @@ pub async fn create_user(
     wanted.retain(|r| r != roles::USER);
     wanted.sort();
     wanted.dedup();
-    let granted = role_ids(&app.db.write, &wanted).await?;
+    let granted = roles_named(&app.db.write, &wanted).await?;
     if !granted.is_empty() {
         // Granting roles is roles:assign's, and only what the caller holds.
         let mut needed = vec!["roles:assign".to_owned()];
@@ -137,8 +174,8 @@ pub async fn create_user(
     }
     let (txn, row) =
         accounts::begin_account(app, &email, &password, display_name, input.email_verified).await?;
-    for found in role_ids(&txn, &wanted).await? {
-        roles::link(&txn, row.id, &found.name).await?;
+    for role in &granted {
+        link_role(&txn, row.id, role.id).await?;
     }
     let mut all = vec![roles::USER.to_owned()];
     all.extend(wanted);
@@ -220,7 +257,7 @@ pub async fn update_user(
         fields.push("status");
     }
     if disabling {
-        keep_an_admin(&txn, &before).await?;
+        keep_an_admin(&txn, &before, LAST_ADMIN).await?;
     }
     let row = update
         .exec_with_returning(&txn)
@@ -263,7 +300,7 @@ pub async fn delete_user(app: &App, meta: &RequestMeta, actor: Uuid, id: Uuid) -
     .await?;
     let txn = app.db.write.begin().await?;
     let row = lock_user(&txn, id).await?;
-    keep_an_admin(&txn, &row).await?;
+    keep_an_admin(&txn, &row, LAST_ADMIN).await?;
     let mut stale = sessions::revoke_all_in(&txn, id, None, RevokeReason::AccountDeleted).await?;
     mail::drop_pending(&txn, id).await?;
     user::Entity::delete_by_id(id).exec(&txn).await?;
@@ -325,14 +362,9 @@ pub async fn assign_role(
     user_id: Uuid,
     name: &str,
 ) -> AppResult<UserView> {
-    check_role_ref(name, "role")?;
-    let role = roles::by_name(&app.db.write, name)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("Role {name} does not exist")))?;
-    caller_holds(app, actor, &RoleView::from(role).permissions, "This role").await?;
+    let found = grantable(app, actor, name).await?;
     let txn = app.db.write.begin().await?;
     let row = lock_user(&txn, user_id).await?;
-    let found = role_ids(&txn, &[name.to_owned()]).await?.remove(0);
     let held = user_role::Entity::find()
         .filter(user_role::Column::UserId.eq(user_id))
         .filter(user_role::Column::RoleId.eq(found.id))
@@ -340,13 +372,7 @@ pub async fn assign_role(
         .await?
         > 0;
     if !held {
-        user_role::ActiveModel {
-            user_id: Set(user_id),
-            role_id: Set(found.id),
-            created_at: Set(now()),
-        }
-        .insert(&txn)
-        .await?;
+        link_role(&txn, user_id, found.id).await?;
         audit::record(
             &txn,
             meta,
@@ -373,16 +399,11 @@ pub async fn remove_role(
     user_id: Uuid,
     name: &str,
 ) -> AppResult<UserView> {
-    check_role_ref(name, "role")?;
-    let role = roles::by_name(&app.db.write, name)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("Role {name} does not exist")))?;
-    caller_holds(app, actor, &RoleView::from(role).permissions, "This role").await?;
+    let found = grantable(app, actor, name).await?;
     let txn = app.db.write.begin().await?;
     let row = lock_user(&txn, user_id).await?;
-    let found = role_ids(&txn, &[name.to_owned()]).await?.remove(0);
     if found.name == roles::ADMIN {
-        keep_an_admin(&txn, &row).await?;
+        keep_an_admin(&txn, &row, LAST_ADMIN).await?;
     }
     let removed = user_role::Entity::delete_many()
         .filter(user_role::Column::UserId.eq(user_id))

@@ -273,28 +273,8 @@ pub async fn count(app: &crate::state::App, filter: &Filter) -> crate::error::Ap
 /// `Internal` when the database fails.
 pub async fn purge_expired(app: &crate::state::App, batch: u64) -> crate::error::AppResult<u64> {
     use entity::audit_event::{Column, Entity};
-    use sea_orm::sea_query::Query;
-    use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
     let cutoff = super::now()
         - chrono::Duration::from_std(app.config.audit_retention)
             .unwrap_or(chrono::Duration::days(365));
-    let mut total = 0;
-    loop {
-        let oldest = Query::select()
-            .column(Column::Id)
-            .from(Entity)
-            .and_where(Column::CreatedAt.lt(cutoff))
-            .order_by(Column::CreatedAt, sea_orm::sea_query::Order::Asc)
-            .limit(batch)
-            .to_owned();
-        let deleted = Entity::delete_many()
-            .filter(Column::Id.in_subquery(oldest))
-            .exec(&app.db.write)
-            .await?
-            .rows_affected;
-        total += deleted;
-        if deleted < batch {
-            return Ok(total);
-        }
-    }
+    super::delete_older_than::<Entity>(app, Column::Id, Column::CreatedAt, cutoff, batch).await
 }

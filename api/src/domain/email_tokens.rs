@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use entity::email_token::{self, Column};
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _,
     Set,
@@ -94,10 +94,8 @@ pub async fn consume<C: ConnectionTrait>(
     purpose: Purpose,
     presented: &str,
 ) -> AppResult<email_token::Model> {
+    check_shape(presented)?;
     let invalid = || AppError::InvalidToken("This link is invalid, used or expired".into());
-    if presented.is_empty() || presented.len() > tokens::MAX_TOKEN_LEN {
-        return Err(invalid());
-    }
     let at = now();
     let used = email_token::Entity::update_many()
         .col_expr(Column::UsedAt, Expr::value(at))
@@ -116,10 +114,8 @@ pub async fn consume<C: ConnectionTrait>(
 /// # Errors
 /// `INVALID_TOKEN` for a token that does not work.
 pub async fn peek(app: &App, purpose: Purpose, presented: &str) -> AppResult<Uuid> {
+    check_shape(presented)?;
     let invalid = || AppError::InvalidToken("This link is invalid, used or expired".into());
-    if presented.is_empty() || presented.len() > tokens::MAX_TOKEN_LEN {
-        return Err(invalid());
-    }
     email_token::Entity::find()
         .filter(Column::TokenHash.eq(tokens::hash(presented)))
         .filter(Column::Kind.eq(purpose.kind()))
@@ -175,24 +171,13 @@ pub async fn revoke_all<C: ConnectionTrait>(
 /// # Errors
 /// `Internal` when the database fails.
 pub async fn purge_expired(app: &App) -> AppResult<u64> {
-    const BATCH: u64 = 1000;
     let cutoff = now() - chrono::Duration::days(1);
-    let mut total = 0;
-    loop {
-        let batch = Query::select()
-            .column(Column::Id)
-            .from(email_token::Entity)
-            .and_where(Column::ExpiresAt.lt(cutoff))
-            .limit(BATCH)
-            .to_owned();
-        let deleted = email_token::Entity::delete_many()
-            .filter(Column::Id.in_subquery(batch))
-            .exec(&app.db.write)
-            .await?
-            .rows_affected;
-        total += deleted;
-        if deleted < BATCH {
-            return Ok(total);
-        }
-    }
+    super::delete_older_than::<email_token::Entity>(
+        app,
+        Column::Id,
+        Column::ExpiresAt,
+        cutoff,
+        1000,
+    )
+    .await
 }

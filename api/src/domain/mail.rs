@@ -578,22 +578,8 @@ pub async fn housekeeping(app: &App) -> AppResult<()> {
         - chrono::Duration::from_std(app.config.mail.retention)
             .unwrap_or(chrono::Duration::days(7));
     for done in [Outbox::SentAt, Outbox::DeadAt] {
-        loop {
-            let batch = Query::select()
-                .column(Outbox::Id)
-                .from(mail_outbox::Entity)
-                .and_where(done.lt(cutoff))
-                .limit(PURGE_BATCH)
-                .to_owned();
-            let deleted = mail_outbox::Entity::delete_many()
-                .filter(Outbox::Id.in_subquery(batch))
-                .exec(&app.db.write)
-                .await?
-                .rows_affected;
-            if deleted < PURGE_BATCH {
-                break;
-            }
-        }
+        super::delete_older_than::<mail_outbox::Entity>(app, Outbox::Id, done, cutoff, PURGE_BATCH)
+            .await?;
     }
     email_tokens::purge_expired(app).await?;
     Ok(())

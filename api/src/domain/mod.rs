@@ -46,3 +46,43 @@ impl RequestMeta {
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
+
+/// Deletes the rows of `E` whose `column` is before `cutoff`, oldest first,
+/// `batch` per statement (each statement short, whatever the backlog), until
+/// none is left; returns how many. The purges of mail, link tokens and audit
+/// events share it.
+///
+/// # Errors
+/// `Internal` when the database fails.
+pub async fn delete_older_than<E>(
+    app: &crate::state::App,
+    id: E::Column,
+    column: E::Column,
+    cutoff: DateTime<Utc>,
+    batch: u64,
+) -> crate::error::AppResult<u64>
+where
+    E: sea_orm::EntityTrait + Default,
+{
+    use sea_orm::sea_query::{Order, Query};
+    use sea_orm::{ColumnTrait as _, QueryFilter as _};
+    let mut total = 0;
+    loop {
+        let oldest = Query::select()
+            .column(id)
+            .from(E::default())
+            .and_where(column.lt(cutoff))
+            .order_by(column, Order::Asc)
+            .limit(batch)
+            .to_owned();
+        let deleted = E::delete_many()
+            .filter(id.in_subquery(oldest))
+            .exec(&app.db.write)
+            .await?
+            .rows_affected;
+        total += deleted;
+        if deleted < batch {
+            return Ok(total);
+        }
+    }
+}

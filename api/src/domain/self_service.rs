@@ -7,10 +7,7 @@
 
 use entity::user::{self, UserStatus};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait as _, EntityTrait as _, PaginatorTrait as _, QueryFilter as _,
-    TransactionTrait as _,
-};
+use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, TransactionTrait as _};
 use uuid::Uuid;
 
 use super::audit::{self, Action, Event};
@@ -19,7 +16,7 @@ use super::invalidations;
 use super::sessions::{self, RevokeReason};
 use super::types::{DisplayName, EmailAddress, Password};
 use super::users::{self, UserView, bumped};
-use super::{RequestMeta, accounts, mail, now, roles};
+use super::{RequestMeta, accounts, admin, mail, now};
 use crate::auth::password::Verified;
 use crate::error::{AppError, AppResult};
 use crate::state::App;
@@ -356,25 +353,12 @@ pub async fn delete_account(
             "The password was changed meanwhile; sign in again",
         ));
     };
-    // Deleting admins one after another, concurrently: each takes the admin
-    // role's row lock (PostgreSQL; SQLite has one writer anyway) and counts
-    // the others only then, so two cannot both see the other.
-    if let Some(admin) = roles::lock_admin_role(&txn).await? {
-        let holds_admin = entity::user_role::Entity::find()
-            .filter(entity::user_role::Column::UserId.eq(row.id))
-            .filter(entity::user_role::Column::RoleId.eq(admin))
-            .count(&txn)
-            .await?
-            > 0;
-        if holds_admin
-            && row.status == UserStatus::Active
-            && accounts::active_admin_count_in(&txn).await? <= 1
-        {
-            return Err(AppError::Forbidden(
-                "The last active admin cannot delete their account".into(),
-            ));
-        }
-    }
+    admin::keep_an_admin(
+        &txn,
+        &row,
+        "The last active admin cannot delete their account",
+    )
+    .await?;
     // Every session that is live now, also one a login created a moment ago.
     let mut stale =
         sessions::revoke_all_in(&txn, row.id, None, RevokeReason::AccountDeleted).await?;

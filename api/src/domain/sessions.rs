@@ -567,23 +567,6 @@ pub async fn list_live_many(
     Ok(out)
 }
 
-/// The sessions of a user that can still be used, newest first.
-///
-/// # Errors
-/// `Internal` when the database fails.
-pub async fn list_live(app: &App, user_id: Uuid) -> AppResult<Vec<SessionView>> {
-    Ok(session::Entity::find()
-        .filter(session::Column::UserId.eq(user_id))
-        .filter(session::Column::RevokedAt.is_null())
-        .filter(session::Column::ExpiresAt.gt(now()))
-        .order_by_desc(session::Column::CreatedAt)
-        .all(&app.db.fresh)
-        .await?
-        .into_iter()
-        .map(SessionView::from)
-        .collect())
-}
-
 /// Drops the sealed successor pairs whose grace is over (each session's
 /// latest one is otherwise kept until its next rotation).
 ///

@@ -84,10 +84,7 @@ impl AdminMutation {
                 MaybeUndefined::Value(name) => Some(Some(name.as_str())),
             },
             email_verified: input.email_verified,
-            status: input.status.map(|s| match s {
-                UserStatusGql::Active => entity::user::UserStatus::Active,
-                UserStatusGql::Disabled => entity::user::UserStatus::Disabled,
-            }),
+            status: input.status.map(Into::into),
         };
         let view = admin::update_user(
             context::state(ctx),

@@ -82,10 +82,7 @@ impl UserFilter {
         Ok(Filter {
             search: self.search,
             role: self.role,
-            status: self.status.map(|s| match s {
-                UserStatusGql::Active => entity::user::UserStatus::Active,
-                UserStatusGql::Disabled => entity::user::UserStatus::Disabled,
-            }),
+            status: self.status.map(Into::into),
             email_verified: self.email_verified,
             created_after: self.created_after.map(|t| t.0),
             created_before: self.created_before.map(|t| t.0),

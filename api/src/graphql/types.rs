@@ -21,6 +21,15 @@ pub enum UserStatusGql {
     Disabled,
 }
 
+impl From<UserStatusGql> for entity::user::UserStatus {
+    fn from(s: UserStatusGql) -> Self {
+        match s {
+            UserStatusGql::Active => Self::Active,
+            UserStatusGql::Disabled => Self::Disabled,
+        }
+    }
+}
+
 impl From<entity::user::UserStatus> for UserStatusGql {
     fn from(s: entity::user::UserStatus) -> Self {
         match s {
