@@ -10,7 +10,11 @@
 //      (the token of a user this script registers itself through POST /graphql)
 //      and `{ me { id email } }` typed into the query editor, the run button
 //      sends that header and the response pane shows the user's email;
-//   4. the token is not left in the browser's localStorage afterwards.
+//   4. `subscription { auditEvents { id } }` run the same way opens a
+//      WebSocket to /graphql/ws whose connection_init carries that token, and
+//      the response pane shows FORBIDDEN (the user is signed in but lacks
+//      audit:read: without the token it would be UNAUTHENTICATED);
+//   5. the token is not left in the browser's localStorage afterwards.
 //
 // Usage: node scripts/graphiql-offline-check.mjs BASE_URL [SCREENSHOT.png]
 //   e.g. node scripts/graphiql-offline-check.mjs http://127.0.0.1:8080 /tmp/graphiql.png
@@ -55,6 +59,7 @@ const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT_MS = Number(process.env.GRAPHIQL_CHECK_TIMEOUT_MS || 30000);
 const EXPECTED_QUERY_FIELDS = ['me', 'user', 'roles', 'role'];
 const ME_QUERY = '{ me { id email } }';
+const SUBSCRIPTION = 'subscription { auditEvents { id } }';
 
 if (!existsSync(executablePath)) {
   console.error(`FAIL ${pageUrl}: no Chromium at ${executablePath} (apt-get install -y chromium)`);
@@ -118,6 +123,7 @@ const pageErrors = [];      // uncaught exceptions
 const cspErrors = [];       // CSP violations reported on the console
 const consoleErrors = [];   // other console errors (reported, not fatal)
 const introspections = [];  // promises of { status, body } of GraphiQL's introspection POSTs
+const wsSent = [];          // text frames the page sent on WebSockets
 const started = Date.now();
 
 const isGraphqlPost = (req) => req.method() === 'POST' && req.url() === `${origin}/graphql`;
@@ -168,6 +174,7 @@ try {
   page.on('websocket', (ws) => {
     requests.push(`WS ${ws.url()}`);
     if (!isSameOrigin(ws.url())) offOrigin.push(`WS ${ws.url()}`);
+    ws.on('framesent', (frame) => wsSent.push({ url: ws.url(), payload: String(frame.payload) }));
   });
   page.on('pageerror', (err) => pageErrors.push(clip(String(err && err.message || err))));
   page.on('console', (msg) => {
@@ -274,7 +281,30 @@ try {
     return !!el && (el.textContent || '').includes(want);
   }, email, { timeout: TIMEOUT_MS });
 
-  // 4. Late requests (fonts, lazy chunks, history writes) before judging.
+  // 4. A subscription, through the same Headers token.
+  step = 'type the subscription into the query editor';
+  await replaceEditorText(queryEditor, SUBSCRIPTION, 'query editor');
+  await page.waitForTimeout(400);
+  step = 'run the subscription';
+  await runButton.click({ timeout: TIMEOUT_MS });
+  step = 'see FORBIDDEN from the subscription in the response pane';
+  await page.waitForFunction(() => {
+    const el = document.querySelector('.graphiql-response .CodeMirror');
+    return !!el && /FORBIDDEN|UNAUTHENTICATED/.test(el.textContent || '');
+  }, null, { timeout: TIMEOUT_MS });
+  const answer = await page.locator('.graphiql-response .CodeMirror').first().textContent();
+  if (!answer.includes('FORBIDDEN')) {
+    throw new Error(`the subscription answered ${clip(answer)}, not FORBIDDEN: the token did not reach connection_init`);
+  }
+  const init = wsSent.find((f) => f.payload.includes('"connection_init"'));
+  if (!init || !init.url.endsWith('/graphql/ws')) {
+    throw new Error(`no connection_init was sent to /graphql/ws (sent: ${clip(JSON.stringify(wsSent))})`);
+  }
+  if (!init.payload.includes(`Bearer ${token}`)) {
+    throw new Error('the connection_init payload does not carry the Headers token');
+  }
+
+  // 5. Late requests (fonts, lazy chunks, history writes) before judging.
   step = 'settle';
   await page.waitForLoadState('networkidle', { timeout: TIMEOUT_MS }).catch(() => {});
   const tokenStored = await page.evaluate((t) => {
@@ -299,6 +329,7 @@ try {
     const other = consoleErrors.length ? `, ${consoleErrors.length} other console error(s)` : '';
     console.log(`PASS ${pageUrl}: GraphiQL rendered ("${title}"), schema loaded (${typeCount} types), ` +
       `Docs lists Query.{${EXPECTED_QUERY_FIELDS.join(',')}}, me -> ${email} with the Headers token, ` +
+      `subscription over /graphql/ws -> FORBIDDEN with the token in connection_init, ` +
       `token not in localStorage, ${requests.length} requests all same-origin, ` +
       `CSP ${csp ? 'header set' : 'header absent'}${other}, ${Date.now() - started} ms, screenshot ${screenshot}`);
     if (consoleErrors.length) console.error(`console errors:\n  ${list(consoleErrors)}`);

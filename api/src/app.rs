@@ -22,11 +22,12 @@ use crate::auth::jwt::JwtKeys;
 use crate::auth::password::PasswordHasher;
 use crate::config::Config;
 use crate::db::Db;
-use crate::http::{Server, ServerState, graphiql, graphql, health, middleware, observability};
+use crate::http::{Server, ServerState, graphiql, graphql, health, middleware, observability, ws};
 use crate::infra::cache::Cache;
+use crate::infra::events::EventBus;
 use crate::infra::mailer::Mailer;
 use crate::infra::ratelimit::RateLimiter;
-use crate::infra::redis::RedisBackend;
+use crate::infra::redis::{RedisBackend, RedisTarget};
 use crate::state::{App, AppState};
 
 /// Options that are not configuration: how the process was started.
@@ -96,9 +97,35 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
             tracing::warn!("MAIL_FROM is a localhost address: mail servers will refuse it");
         }
     }
-    Ok(AppState(Arc::new(App::new(
-        config, db, cache, hasher, jwt, limiter, mailer,
-    ))))
+    let events = match &config.redis_url {
+        Some(url) => {
+            let nodes = match RedisTarget::parse(url.expose())
+                .map_err(|m| anyhow::anyhow!("REDIS_URL: {m}"))?
+            {
+                RedisTarget::Single(url) => vec![url],
+                RedisTarget::Cluster(nodes) => nodes,
+            };
+            EventBus::redis(
+                &nodes,
+                format!("{}events:audit", config.redis_key_prefix),
+                db.write.clone(),
+            )
+            .context("REDIS_URL")?
+        }
+        None => EventBus::in_process(),
+    };
+    Ok(AppState(Arc::new(App {
+        config,
+        db,
+        cache,
+        hasher,
+        jwt,
+        limiter,
+        mailer,
+        events: Arc::new(events),
+        mail_queued: Arc::new(tokio::sync::Notify::new()),
+        draining: std::sync::atomic::AtomicBool::new(false),
+    })))
 }
 
 impl Application {
@@ -247,6 +274,7 @@ pub fn router(app: AppState) -> Router {
     let request_id = HeaderName::from_static(middleware::REQUEST_ID);
     let mut router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphql/ws", get(ws::upgrade))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(observability::metrics))

@@ -8,6 +8,7 @@ use crate::auth::password::PasswordHasher;
 use crate::config::Config;
 use crate::db::Db;
 use crate::infra::cache::Cache;
+use crate::infra::events::EventBus;
 use crate::infra::mailer::Mailer;
 use crate::infra::ratelimit::RateLimiter;
 
@@ -20,35 +21,16 @@ pub struct App {
     pub jwt: JwtKeys,
     pub limiter: RateLimiter,
     pub mailer: Mailer,
+    /// Committed audit events, to the subscribers of every replica.
+    pub events: Arc<EventBus>,
     /// Rung after a commit that queued mail: the local mail worker starts a
     /// round at once instead of at its next tick.
     pub mail_queued: Arc<tokio::sync::Notify>,
-    draining: AtomicBool,
+    /// Set once shutdown begins (see [`App::start_draining`]).
+    pub(crate) draining: AtomicBool,
 }
 
 impl App {
-    pub fn new(
-        config: Config,
-        db: Db,
-        cache: Cache,
-        hasher: PasswordHasher,
-        jwt: JwtKeys,
-        limiter: RateLimiter,
-        mailer: Mailer,
-    ) -> Self {
-        Self {
-            config,
-            db,
-            cache,
-            hasher,
-            jwt,
-            limiter,
-            mailer,
-            mail_queued: Arc::new(tokio::sync::Notify::new()),
-            draining: AtomicBool::new(false),
-        }
-    }
-
     /// Set once shutdown begins: `/ready` answers 503 from then on.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);

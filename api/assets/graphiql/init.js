@@ -29,13 +29,16 @@
   // Same origin as the page: POST /graphql for queries and mutations.
   var httpUrl = window.location.origin + '/graphql';
 
+  // Subscriptions over graphql-transport-ws on the same host (ws: for http:,
+  // wss: for https:; CSP connect-src 'self' covers both).
+  var wsUrl = (window.location.protocol === 'https:' ? 'wss://' : 'ws://') +
+    window.location.host + '/graphql/ws';
+
   // GraphiQL's own fetcher sends the JSON of the Headers editor as HTTP
-  // headers, so `{ "Authorization": "Bearer ..." }` there reaches POST /graphql.
-  // No subscriptionUrl: the schema has no Subscription type and the server has
-  // no WebSocket route, so nothing here may point at one. Add
-  // `subscriptionUrl: (https ? 'wss://' : 'ws://') + host + '/graphql/ws'`
-  // (graphql-ws is bundled in graphiql.min.js) when subscriptions exist.
-  var fetcher = window.GraphiQL.createFetcher({ url: httpUrl });
+  // headers, so `{ "Authorization": "Bearer ..." }` there reaches POST /graphql;
+  // for a subscription it becomes the connection_init payload, which is where
+  // /graphql/ws reads the token.
+  var fetcher = window.GraphiQL.createFetcher({ url: httpUrl, subscriptionUrl: wsUrl });
 
   // GraphiQL 3 honours shouldPersistHeaders for its tabs, but its query
   // history ("graphiql:queries" / "graphiql:favorites" in localStorage) still
@@ -121,6 +124,11 @@
     '#     expiresIn',
     '#     user { id email }',
     '#   }',
+    '# }',
+    '',
+    '# An admin (audit:read) can watch the audit log live:',
+    '# subscription Audit {',
+    '#   auditEvents { action actorId targetUserId createdAt }',
     '# }',
     '',
     '# mutation Login {',

@@ -110,7 +110,7 @@ async fn support_role(app: &crate::state::App) -> anyhow::Result<Uuid> {
     if let Some(found) = roles::by_name(&app.db.write, SUPPORT).await.map_err(err)? {
         return Ok(found.id);
     }
-    let txn = app.db.write.begin().await?;
+    let txn = crate::domain::tx::Tx::begin(app).await.map_err(err)?;
     let id = Uuid::now_v7();
     let at = crate::domain::now();
     role::ActiveModel {

@@ -7,13 +7,13 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use entity::user::{self, UserStatus};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait as _, ColumnTrait as _, Condition, DatabaseTransaction, EntityTrait as _,
-    JoinType, PaginatorTrait as _, QueryFilter as _, QuerySelect as _, RelationTrait as _, Set,
-    SqlErr, TransactionTrait as _,
+    ActiveModelTrait as _, ColumnTrait as _, Condition, EntityTrait as _, JoinType,
+    PaginatorTrait as _, QueryFilter as _, QuerySelect as _, RelationTrait as _, Set, SqlErr,
 };
 use uuid::Uuid;
 
 use super::audit::{self, Action, Event};
+use super::tx::Tx;
 use super::types::{DisplayName, EmailAddress, Password};
 use super::users::{self, UserView, bumped};
 use super::{RequestMeta, invalidations, now, roles, sessions};
@@ -112,7 +112,7 @@ pub(crate) async fn begin_account(
     password: &Password,
     display_name: Option<DisplayName>,
     verified: bool,
-) -> AppResult<(DatabaseTransaction, user::Model)> {
+) -> AppResult<(Tx, user::Model)> {
     if email_taken(app, email).await? {
         return Err(AppError::conflict(
             "email",
@@ -120,7 +120,7 @@ pub(crate) async fn begin_account(
         ));
     }
     let hash = app.hasher.hash(password).await?;
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     let user = new_user(email, hash, display_name, verified)
         .insert(&txn)
         .await
@@ -150,7 +150,7 @@ pub async fn register(
         Event::new(Action::UserRegistered).by_self(user.id),
     )
     .await?;
-    txn.commit().await?;
+    txn.commit(app).await?;
     signed_in(app, user.into(), session.id, session.refresh_token)
 }
 
@@ -197,7 +197,7 @@ pub async fn login(
         app.hasher.verify_dummy(&password).await?;
         let event = Event::new(Action::LoginFailed)
             .metadata(serde_json::json!({ "email": email.as_str(), "reason": "unknown_email" }));
-        audit::record(&app.db.write, meta, event).await?;
+        audit::record_now(app, meta, event).await?;
         metrics::counter!("usergraph_auth_logins_total", "outcome" => "failure").increment(1);
         return Err(AppError::Unauthenticated(INVALID_CREDENTIALS.into()));
     };
@@ -212,7 +212,7 @@ pub async fn login(
                 let event = Event::new(Action::LoginFailed)
                     .target(account.id)
                     .metadata(serde_json::json!({ "reason": "disabled" }));
-                audit::record(&app.db.write, meta, event).await?;
+                audit::record_now(app, meta, event).await?;
                 metrics::counter!("usergraph_auth_logins_total", "outcome" => "disabled")
                     .increment(1);
                 return Err(AppError::Forbidden("This account is disabled".into()));
@@ -255,7 +255,7 @@ async fn succeed(
     account: &user::Model,
     new_hash: Option<String>,
 ) -> AppResult<SignedIn> {
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     let mut reset = user::Entity::update_many()
         .col_expr(user::Column::FailedLoginCount, Expr::value(0))
         .col_expr(
@@ -305,7 +305,7 @@ pub(crate) async fn record_failure(
     meta: &RequestMeta,
     account: &user::Model,
 ) -> AppResult<AppError> {
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     // Increment in SQL so concurrent failures all count; a failure that lands
     // while a parallel one has just locked the account does not count.
     let counted = user::Entity::update_many()
@@ -386,7 +386,7 @@ pub async fn create_admin(
         .target(user.id)
         .metadata(serde_json::json!({ "via": via, "roles": [roles::USER, roles::ADMIN] }));
     audit::record(&txn, &RequestMeta::default(), event).await?;
-    txn.commit().await?;
+    txn.commit(app).await?;
     Ok(user.into())
 }
 

@@ -10,7 +10,7 @@ use entity::{role, user_role};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DatabaseTransaction,
-    EntityTrait as _, PaginatorTrait as _, QueryFilter as _, Set, SqlErr, TransactionTrait as _,
+    EntityTrait as _, PaginatorTrait as _, QueryFilter as _, Set, SqlErr,
 };
 use uuid::Uuid;
 
@@ -18,6 +18,7 @@ use super::audit::{self, Action, Event};
 use super::invalidations;
 use super::roles::{self, RoleView};
 use super::sessions::{self, RevokeReason};
+use super::tx::Tx;
 use super::types::{DisplayName, EmailAddress, Password};
 use super::users::{self, UserView, bumped};
 use super::{RequestMeta, accounts, mail, now};
@@ -223,7 +224,7 @@ pub async fn update_user(
         .display_name
         .map(|d| d.map(DisplayName::parse).transpose())
         .transpose()?;
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     let before = lock_user(&txn, id).await?;
     let mut fields = Vec::new();
     let mut update = user::Entity::update_many()
@@ -298,7 +299,7 @@ pub async fn delete_user(app: &App, meta: &RequestMeta, actor: Uuid, id: Uuid) -
         "Deleting this account",
     )
     .await?;
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     let row = lock_user(&txn, id).await?;
     keep_an_admin(&txn, &row, LAST_ADMIN).await?;
     let mut stale = sessions::revoke_all_in(&txn, id, None, RevokeReason::AccountDeleted).await?;
@@ -327,7 +328,7 @@ pub async fn unlock_user(
     actor: Uuid,
     id: Uuid,
 ) -> AppResult<UserView> {
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     lock_user(&txn, id).await?;
     let row = user::Entity::update_many()
         .col_expr(user::Column::FailedLoginCount, Expr::value(0))
@@ -363,7 +364,7 @@ pub async fn assign_role(
     name: &str,
 ) -> AppResult<UserView> {
     let found = grantable(app, actor, name).await?;
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     let row = lock_user(&txn, user_id).await?;
     let held = user_role::Entity::find()
         .filter(user_role::Column::UserId.eq(user_id))
@@ -400,7 +401,7 @@ pub async fn remove_role(
     name: &str,
 ) -> AppResult<UserView> {
     let found = grantable(app, actor, name).await?;
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     let row = lock_user(&txn, user_id).await?;
     if found.name == roles::ADMIN {
         keep_an_admin(&txn, &row, LAST_ADMIN).await?;
@@ -489,7 +490,7 @@ pub async fn create_role(
     let permissions = check_permissions(permissions)?;
     let description = check_description(description)?;
     caller_holds(app, actor, &permissions, "A role with these permissions").await?;
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     let at = now();
     let created = role::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -535,7 +536,7 @@ pub async fn update_role(
     check_role_ref(name, "name")?;
     let permissions = permissions.map(check_permissions).transpose()?;
     let description = description.map(check_description).transpose()?;
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     let found = roles::by_name(&txn, name)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("Role {name} does not exist")))?;
@@ -587,7 +588,7 @@ pub async fn update_role(
 /// `NOT_FOUND`; `FORBIDDEN` for a built-in role.
 pub async fn delete_role(app: &App, meta: &RequestMeta, actor: Uuid, name: &str) -> AppResult<()> {
     check_role_ref(name, "name")?;
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     // The catalogue's version first: concurrent role changes serialise here.
     let catalogue = roles::touch_catalogue(&txn).await?;
     let found = roles::by_name(&txn, name)

@@ -5,7 +5,9 @@ use sea_orm::{ActiveModelTrait as _, ConnectionTrait, Set};
 use uuid::Uuid;
 
 use super::RequestMeta;
+use super::tx::Tx;
 use crate::error::AppResult;
+use crate::state::App;
 
 /// The actions of API.md §5.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +37,14 @@ pub enum Action {
 }
 
 impl Action {
+    /// Whether an event with this action may change what some user is
+    /// permitted (a live subscription checks its caller again).
+    pub fn may_change_permissions(action: &str) -> bool {
+        [Self::RoleRemoved, Self::RoleUpdated, Self::RoleDeleted]
+            .iter()
+            .any(|a| a.as_str() == action)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::UserRegistered => "USER_REGISTERED",
@@ -98,16 +108,34 @@ impl Event {
     }
 }
 
-/// Inserts the event on `conn`, which should be the transaction of the change.
+/// Inserts the event in the transaction of the change it describes; it is
+/// published to subscribers when (and if) that transaction commits.
 ///
 /// # Errors
 /// `Internal` when the insert fails (and with it the transaction).
-pub async fn record<C: ConnectionTrait>(
+pub async fn record(tx: &Tx, meta: &RequestMeta, event: Event) -> AppResult<()> {
+    let row = insert(tx, meta, event).await?;
+    tx.recorded(row);
+    Ok(())
+}
+
+/// Inserts the event on its own (no change goes with it: a failed login)
+/// and publishes it.
+///
+/// # Errors
+/// `Internal` when the insert fails.
+pub async fn record_now(app: &App, meta: &RequestMeta, event: Event) -> AppResult<()> {
+    let row = insert(&app.db.write, meta, event).await?;
+    app.events.publish(vec![row]);
+    Ok(())
+}
+
+async fn insert<C: ConnectionTrait>(
     conn: &C,
     meta: &RequestMeta,
     event: Event,
-) -> AppResult<()> {
-    entity::audit_event::ActiveModel {
+) -> AppResult<entity::audit_event::Model> {
+    Ok(entity::audit_event::ActiveModel {
         id: Set(Uuid::now_v7()),
         action: Set(event.action.as_str().to_owned()),
         actor_id: Set(event.actor_id),
@@ -118,8 +146,7 @@ pub async fn record<C: ConnectionTrait>(
         created_at: Set(super::now()),
     }
     .insert(conn)
-    .await?;
-    Ok(())
+    .await?)
 }
 
 /// One page of events, newest first.
@@ -186,6 +213,20 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Whether `event` meets every condition (the live stream's filter; the
+    /// same as [`Filter::condition`] in SQL).
+    pub fn matches(&self, event: &entity::audit_event::Model) -> bool {
+        self.involving
+            .is_none_or(|u| event.actor_id == Some(u) || event.target_user_id == Some(u))
+            && self.action.as_ref().is_none_or(|a| *a == event.action)
+            && self.actor_id.is_none_or(|a| event.actor_id == Some(a))
+            && self
+                .target_user_id
+                .is_none_or(|t| event.target_user_id == Some(t))
+            && self.after.is_none_or(|t| event.created_at > t)
+            && self.before.is_none_or(|t| event.created_at < t)
+    }
+
     fn condition(&self) -> sea_orm::Condition {
         use entity::audit_event::Column;
         use sea_orm::ColumnTrait as _;

@@ -21,12 +21,13 @@ use std::time::Duration;
 use entity::{cache_epoch, cache_outbox};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait as _, ConnectionTrait, DatabaseTransaction, EntityTrait as _, QueryFilter as _,
-    QueryOrder as _, QuerySelect as _, Set,
+    ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _, QueryOrder as _,
+    QuerySelect as _, Set,
 };
 use uuid::Uuid;
 
 use super::now;
+use super::tx::Tx;
 use crate::error::{AppError, AppResult};
 use crate::state::{App, AppState};
 
@@ -67,7 +68,7 @@ async fn queue<C: ConnectionTrait>(conn: &C, keys: &[Stale]) -> AppResult<()> {
 ///
 /// # Errors
 /// `Internal` when the outbox insert or the commit fails.
-pub async fn commit(app: &App, txn: DatabaseTransaction, keys: &[Stale]) -> AppResult<()> {
+pub async fn commit(app: &App, txn: Tx, keys: &[Stale]) -> AppResult<()> {
     // Held until the transaction has ended: until then its rows may be
     // invisible to the worker, which must not trust the cache meanwhile.
     let unsettled = match app.cache.invalidate(keys).await {
@@ -77,8 +78,7 @@ pub async fn commit(app: &App, txn: DatabaseTransaction, keys: &[Stale]) -> AppR
             Some(unsettled)
         }
     };
-    txn.commit().await?;
-    drop(unsettled);
+    txn.commit_holding(app, unsettled).await?;
     if let Some(delay) = app.config.after_commit_delay {
         // Testing hook: a window in which the request can be cut off.
         tokio::time::sleep(delay).await;

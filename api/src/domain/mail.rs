@@ -26,12 +26,12 @@ use sea_orm::sea_query::{Expr, Func, LockBehavior, LockType, Query};
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, Condition, ConnectionTrait, EntityTrait as _,
     FromQueryResult, PaginatorTrait as _, QueryFilter as _, QuerySelect as _, Set,
-    TransactionTrait as _,
 };
 use uuid::Uuid;
 
 use super::audit::{self, Action, Event};
 use super::email_tokens::{self, Purpose};
+use super::tx::Tx;
 use super::{RequestMeta, now};
 use crate::error::AppResult;
 use crate::infra::mailer::{MailError, Outgoing};
@@ -340,7 +340,7 @@ async fn resolve_reset_request(
         ip: facts["ip"].as_str().and_then(|ip| ip.parse().ok()),
         user_agent: facts["userAgent"].as_str().map(str::to_owned),
     };
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     // The row lock serialises two workers resolving requests for one
     // account: the cooldown and the superseding then hold. A write, so a
     // SQLite transaction becomes the writer at once.
@@ -365,7 +365,7 @@ async fn resolve_reset_request(
             .filter(Outbox::LockedUntil.eq(lease))
             .exec(&txn)
             .await?;
-        txn.commit().await?;
+        txn.commit(app).await?;
         return Ok(None);
     };
     let cooldown = chrono::Duration::from_std(app.config.mail.reset_cooldown).unwrap_or_default();
@@ -387,7 +387,7 @@ async fn resolve_reset_request(
             .filter(Outbox::LockedUntil.eq(lease))
             .exec(&txn)
             .await?;
-        txn.commit().await?;
+        txn.commit(app).await?;
         return Ok(None);
     }
     let token = email_tokens::issue(
@@ -421,7 +421,7 @@ async fn resolve_reset_request(
             .metadata(serde_json::json!({ "sent": true })),
     )
     .await?;
-    txn.commit().await?;
+    txn.commit(app).await?;
     metrics::counter!("usergraph_mail_queued_total", "kind" => "password_reset").increment(1);
     Ok(Some(message))
 }

@@ -16,6 +16,7 @@ pub mod mail;
 pub mod roles;
 pub mod self_service;
 pub mod sessions;
+pub mod tx;
 pub mod types;
 pub mod users;
 

@@ -201,6 +201,17 @@ pub async fn permissions_of_user(app: &App, user_id: Uuid) -> AppResult<Vec<Stri
     Ok(permissions_of(&roles))
 }
 
+/// Whether the user's roles grant `permission`.
+///
+/// # Errors
+/// `Internal` when the roles cannot be read.
+pub async fn user_holds(app: &App, user_id: Uuid, permission: &str) -> AppResult<bool> {
+    Ok(permissions_of_user(app, user_id)
+        .await?
+        .iter()
+        .any(|p| p == permission))
+}
+
 /// Finds a role by name on `conn`.
 ///
 /// # Errors

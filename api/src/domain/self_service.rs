@@ -7,13 +7,14 @@
 
 use entity::user::{self, UserStatus};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, TransactionTrait as _};
+use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
 use uuid::Uuid;
 
 use super::audit::{self, Action, Event};
 use super::email_tokens::{self, Purpose};
 use super::invalidations;
 use super::sessions::{self, RevokeReason};
+use super::tx::Tx;
 use super::types::{DisplayName, EmailAddress, Password};
 use super::users::{self, UserView, bumped};
 use super::{RequestMeta, accounts, admin, mail, now};
@@ -75,7 +76,7 @@ pub async fn request_email_verification(
     if row.email_verified {
         return Ok(());
     }
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     // Two requests at once: one after the other, so the second supersedes
     // the first instead of both links staying valid.
     users::lock(&txn, row.id).await?;
@@ -101,7 +102,7 @@ pub async fn request_email_verification(
     )
     .await?;
     forced_failure(app)?;
-    txn.commit().await?;
+    txn.commit(app).await?;
     mail::queued(app, "email_verification");
     Ok(())
 }
@@ -114,7 +115,7 @@ pub async fn request_email_verification(
 pub async fn verify_email(app: &App, meta: &RequestMeta, token: &str) -> AppResult<UserView> {
     email_tokens::check_shape(token)?;
     let owner = email_tokens::peek(app, Purpose::VerifyEmail, token).await?;
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     // The user row first, then the token (the order every path takes, so
     // a deletion racing this click cannot deadlock with it).
     users::lock(&txn, owner).await?;
@@ -180,7 +181,7 @@ pub async fn reset_password(
     let password = Password::new_checked(new_password, &email, "newPassword")?;
     let hash = app.hasher.hash(&password).await?;
 
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     // The user row first, then the token (see verify_email).
     users::lock(&txn, owner).await?;
     let used = email_tokens::consume(&txn, Purpose::ResetPassword, token).await?;
@@ -240,7 +241,7 @@ pub async fn change_password(
     let new = Password::new_checked(new, &email, "newPassword")?;
     check_password(app, meta, &row, &current, "currentPassword").await?;
     let hash = app.hasher.hash(&new).await?;
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     // Only over the hash just verified: a change or reset that committed
     // meanwhile wins, and this one is refused rather than undoing it.
     let changed = user::Entity::update_many()
@@ -295,7 +296,7 @@ pub async fn update_profile(
         .map(DisplayName::parse)
         .transpose()?
         .map(DisplayName::into_string);
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     let changed = user::Entity::update_many()
         .col_expr(user::Column::DisplayName, Expr::value(display_name))
         .col_expr(user::Column::UpdatedAt, Expr::value(now()))
@@ -336,7 +337,7 @@ pub async fn delete_account(
     let password = Password::for_verification(password, "password")?;
     let row = account(app, user_id).await?;
     check_password(app, meta, &row, &password, "password").await?;
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     // First, the user row, over the hash just verified: it locks the row
     // (a racing login or reset waits, and a reset that committed first wins)
     // and gives the exact version to tombstone above. (Locks in this order,

@@ -16,13 +16,14 @@ use entity::{rotated_refresh_token, session, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _,
-    QueryOrder as _, QuerySelect as _, Set, TransactionTrait as _,
+    QueryOrder as _, QuerySelect as _, Set,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::audit::{self, Action, Event};
 use super::invalidations::{self, Stale};
+use super::tx::Tx;
 use super::users::UserView;
 use super::{RequestMeta, now};
 use crate::auth::tokens;
@@ -204,7 +205,7 @@ pub async fn refresh(app: &App, meta: &RequestMeta, presented: &str) -> AppResul
         return Err(AppError::InvalidToken("Unknown refresh token".into()));
     }
     let hash = tokens::hash(presented);
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     let current = session::Entity::find()
         .filter(session::Column::RefreshTokenHash.eq(hash.as_str()))
         .find_also_related(user::Entity)
@@ -300,7 +301,7 @@ async fn replayed(
     if let Some(again) = within_grace(app, &rotated, presented).await? {
         return Ok(again);
     }
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     let Some(s) = session::Entity::find_by_id(rotated.session_id)
         .one(&txn)
         .await?
@@ -401,7 +402,7 @@ pub async fn logout(
     user_id: Uuid,
     session_id: Uuid,
 ) -> AppResult<()> {
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     mark_revoked(&txn, &[session_id], RevokeReason::Logout).await?;
     audit::record(
         &txn,
@@ -462,7 +463,7 @@ pub async fn revoke_all(
     except: Option<Uuid>,
     reason: RevokeReason,
 ) -> AppResult<u64> {
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     let stale = revoke_all_in(&txn, user_id, except, reason).await?;
     if !stale.is_empty() {
         let mut event = Event::new(Action::SessionRevoked)
@@ -501,7 +502,7 @@ pub async fn revoke_one(
         // Ended already (revoked or expired): nothing to do, nothing to audit.
         return Ok(false);
     }
-    let txn = app.db.write.begin().await?;
+    let txn = Tx::begin(app).await?;
     let ended_now = mark_revoked(&txn, &[found.id], RevokeReason::Revoked).await? > 0;
     if ended_now {
         audit::record(

@@ -178,7 +178,7 @@ pub struct AuditEventFilter {
 }
 
 impl AuditEventFilter {
-    fn into_domain(self) -> Result<audit::Filter, AppError> {
+    pub(crate) fn into_domain(self) -> Result<audit::Filter, AppError> {
         if self
             .action
             .as_ref()

@@ -15,6 +15,8 @@ use crate::state::AppState;
 pub struct Viewer {
     pub user_id: Uuid,
     pub session_id: Uuid,
+    /// When the access token expires (seconds since the epoch).
+    pub token_expires_at: i64,
 }
 
 /// Who is asking.
@@ -83,8 +85,7 @@ pub async fn has_permission(
     viewer: Viewer,
     permission: &str,
 ) -> Result<bool, AppError> {
-    let permissions = roles::permissions_of_user(state(ctx), viewer.user_id).await?;
-    Ok(permissions.iter().any(|p| p == permission))
+    roles::user_holds(state(ctx), viewer.user_id, permission).await
 }
 
 /// Counts one call of an auth mutation against the caller's IP.

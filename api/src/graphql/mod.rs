@@ -13,9 +13,10 @@ pub mod loaders;
 pub mod mutation;
 pub mod query;
 pub mod scalars;
+pub mod subscription;
 pub mod types;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema};
+use async_graphql::{MergedObject, Schema};
 
 use crate::config::GraphqlLimits;
 
@@ -30,25 +31,29 @@ pub struct Query(
 #[derive(MergedObject, Default)]
 pub struct Mutation(mutation::AuthMutation, admin::AdminMutation);
 
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, subscription::AuditSubscription>;
 
 /// Builds the schema with its limits. It holds no state: the application
 /// state and the caller are attached to each request.
 pub fn build_schema(limits: &GraphqlLimits) -> AppSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        // The guard measures depth per kind of path (ordinary, introspection)
-        // over the expanded operation; the engine's single limit stays on
-        // behind it at the larger of the two.
-        .limit_depth(limits.max_depth.max(limits.max_introspection_depth))
-        .limit_complexity(limits.max_complexity)
-        .limit_directives(limits.max_directives)
-        .extension(extension::Guard {
-            max_depth: limits.max_depth,
-            max_introspection_depth: limits.max_introspection_depth,
-            max_aliases: limits.max_aliases,
-            max_directives: limits.max_directives,
-            max_fields: limits.max_complexity,
-        });
+    let mut builder = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        subscription::AuditSubscription,
+    )
+    // The guard measures depth per kind of path (ordinary, introspection)
+    // over the expanded operation; the engine's single limit stays on
+    // behind it at the larger of the two.
+    .limit_depth(limits.max_depth.max(limits.max_introspection_depth))
+    .limit_complexity(limits.max_complexity)
+    .limit_directives(limits.max_directives)
+    .extension(extension::Guard {
+        max_depth: limits.max_depth,
+        max_introspection_depth: limits.max_introspection_depth,
+        max_aliases: limits.max_aliases,
+        max_directives: limits.max_directives,
+        max_fields: limits.max_complexity,
+    });
     if !limits.introspection {
         // No introspection and no "did you mean" hints that leak the schema.
         builder = builder.disable_introspection().disable_suggestions();

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{BatchRequest, BatchResponse, Request as GqlRequest};
+use async_graphql::{BatchRequest, BatchResponse, Data, Request as GqlRequest};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, RawQuery, State};
@@ -24,7 +24,7 @@ use crate::graphql::extension::{RequestId, ViaGet, coded_error};
 use crate::graphql::loaders::{RolesByUserLoader, SessionsByUserLoader, UserLoader};
 use crate::state::AppState;
 
-fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
+pub fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
     let body =
         serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
     (status, axum::Json(body)).into_response()
@@ -59,6 +59,7 @@ pub async fn authenticate(app: &AppState, authorization: Option<&str>) -> Auth {
         Ok(()) => Auth::User(Viewer {
             user_id: claims.sub,
             session_id: claims.sid,
+            token_expires_at: claims.exp,
         }),
         Err(crate::error::AppError::Internal(e)) => {
             tracing::error!(error = format!("{e:#}"), "session check failed");
@@ -68,7 +69,29 @@ pub async fn authenticate(app: &AppState, authorization: Option<&str>) -> Auth {
     }
 }
 
-fn request_meta(server: &ServerState, peer: SocketAddr, headers: &HeaderMap) -> RequestMeta {
+/// What resolvers find in the context: the state, the caller, the network
+/// facts, the request id and fresh DataLoaders. Per operation over HTTP, per
+/// connection over WebSocket (the loaders cache nothing, so nothing read
+/// outlives the batch it was loaded for).
+pub fn context_data(app: &AppState, auth: Auth, meta: RequestMeta, request_id: String) -> Data {
+    let mut data = Data::default();
+    data.insert(app.clone());
+    data.insert(auth);
+    data.insert(meta);
+    data.insert(RequestId(request_id));
+    data.insert(DataLoader::new(
+        RolesByUserLoader(app.clone()),
+        tokio::spawn,
+    ));
+    data.insert(DataLoader::new(UserLoader(app.clone()), tokio::spawn));
+    data.insert(DataLoader::new(
+        SessionsByUserLoader(app.clone()),
+        tokio::spawn,
+    ));
+    data
+}
+
+pub fn request_meta(server: &ServerState, peer: SocketAddr, headers: &HeaderMap) -> RequestMeta {
     RequestMeta {
         ip: Some(client_ip(peer, headers, &server.app.config.trusted_proxies)),
         user_agent: headers
@@ -99,23 +122,10 @@ async fn execute(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    // Loaders are per operation: nothing cached in them outlives a request.
     let attach = |req: GqlRequest| {
-        let req = req
-            .data(app.clone())
-            .data(auth.clone())
-            .data(meta.clone())
-            .data(RequestId(request_id.clone()));
-        let req = req
-            .data(DataLoader::new(
-                RolesByUserLoader(app.clone()),
-                tokio::spawn,
-            ))
-            .data(DataLoader::new(UserLoader(app.clone()), tokio::spawn))
-            .data(DataLoader::new(
-                SessionsByUserLoader(app.clone()),
-                tokio::spawn,
-            ));
+        let mut req = req;
+        // Nothing else puts data in a request: these are all of it.
+        req.data = context_data(app, auth.clone(), meta.clone(), request_id.clone());
         if via_get { req.data(ViaGet) } else { req }
     };
     let response = match batch {

@@ -6,6 +6,7 @@ pub mod graphql;
 pub mod health;
 pub mod middleware;
 pub mod observability;
+pub mod ws;
 
 use std::sync::Arc;
 

@@ -4,6 +4,7 @@
 //! the trait.
 
 pub mod cache;
+pub mod events;
 pub mod mailer;
 pub mod ratelimit;
 pub mod redis;

@@ -510,7 +510,7 @@ async fn a_flushed_redis_under_a_burst_costs_a_bounded_number_of_statements() {
 #[tokio::test]
 #[ignore = "needs TEST_REDIS_URL (shared by two replicas); run with --include-ignored"]
 async fn a_role_change_is_seen_by_every_replica_on_the_next_request() {
-    use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, TransactionTrait as _};
+    use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
     let url = redis_url().expect("TEST_REDIS_URL");
     assert!(!url.is_empty());
     let a = spawn_app().await;
@@ -529,7 +529,7 @@ async fn a_role_change_is_seen_by_every_replica_on_the_next_request() {
         } else {
             json!([])
         };
-        let txn = a.state.db.write.begin().await.unwrap();
+        let txn = usergraph::domain::tx::Tx::begin(&a.state).await.unwrap();
         entity::role::Entity::update_many()
             .col_expr(
                 entity::role::Column::Permissions,

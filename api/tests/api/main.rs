@@ -13,5 +13,6 @@ mod limits;
 mod process;
 mod redis_server;
 mod smtp;
+mod subscription;
 mod tokens;
 mod transport;

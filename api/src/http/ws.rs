@@ -1,0 +1,136 @@
+//! `GET /graphql/ws`: subscriptions over the `graphql-transport-ws`
+//! protocol (the `graphql-ws` npm client).
+//!
+//! The access token comes in the `connection_init` payload,
+//! `{"Authorization": "Bearer …"}`. The connection is acknowledged either
+//! way: a missing or bad token makes each subscription answer
+//! `UNAUTHENTICATED`, with the code a client reads, instead of a bare close.
+//! A connection that sends no `connection_init` within [`INIT_TIMEOUT`] is
+//! dropped.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_graphql::Data;
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+
+use super::ServerState;
+use super::graphql::{authenticate, context_data, error_body, request_meta};
+use crate::graphql::context::Auth;
+use crate::graphql::subscription::LiveCount;
+
+const PROTOCOL: &str = "graphql-transport-ws";
+
+/// The protocol value async-graphql-axum wants (it is only made by its
+/// extractor, which would pick the legacy `graphql-ws` when a client offers
+/// both).
+async fn transport_ws() -> GraphQLProtocol {
+    use axum::extract::FromRequestParts as _;
+    let (mut parts, ()) = axum::http::Request::builder()
+        .header(header::SEC_WEBSOCKET_PROTOCOL, PROTOCOL)
+        .body(())
+        .unwrap_or_default()
+        .into_parts();
+    GraphQLProtocol::from_request_parts(&mut parts, &())
+        .await
+        .unwrap_or_else(|_| unreachable!("graphql-transport-ws is a known protocol"))
+}
+
+/// How long a new connection may take to send `connection_init`.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `GET /graphql/ws`.
+pub async fn upgrade(
+    State(server): State<ServerState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let wants = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !wants.split(',').any(|p| p.trim() == PROTOCOL) {
+        return error_body(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            "Open a WebSocket with Sec-WebSocket-Protocol: graphql-transport-ws",
+        );
+    }
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            return error_body(
+                StatusCode::UPGRADE_REQUIRED,
+                "BAD_USER_INPUT",
+                &format!(
+                    "/graphql/ws takes a WebSocket (graphql-transport-ws): {}",
+                    rejection.body_text()
+                ),
+            );
+        }
+    };
+    let meta = request_meta(&server, peer, &headers);
+    let request_id = headers
+        .get(super::middleware::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let max_message = server.app.config.graphql.max_body_bytes;
+    upgrade
+        .protocols([PROTOCOL])
+        .max_message_size(max_message)
+        .on_upgrade(move |socket| async move {
+            let initialised = Arc::new(AtomicBool::new(false));
+            let seen = Arc::clone(&initialised);
+            let app = server.app.clone();
+            let serve = GraphQLWebSocket::new(
+                socket,
+                server.schema.clone(),
+                transport_ws().await,
+            )
+            .on_connection_init(move |payload| async move {
+                seen.store(true, Ordering::SeqCst);
+                let auth = authenticate_init(&app, &payload).await;
+                let mut data = context_data(&app, auth, meta, request_id);
+                data.insert(LiveCount::default());
+                Ok::<Data, async_graphql::Error>(data)
+            })
+            .serve();
+            // Dropping the connection closes it.
+            let watchdog = async {
+                tokio::time::sleep(INIT_TIMEOUT).await;
+                if initialised.load(Ordering::SeqCst) {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                () = serve => {}
+                () = watchdog => tracing::debug!("closed a WebSocket that never sent connection_init"),
+            }
+        })
+}
+
+/// Reads `Authorization` (any case) from the `connection_init` payload.
+async fn authenticate_init(app: &crate::state::AppState, payload: &serde_json::Value) -> Auth {
+    let value = payload.as_object().and_then(|fields| {
+        fields
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            .map(|(_, v)| v)
+    });
+    let authorization = match value {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s.as_str()),
+        Some(_) => {
+            return Auth::Invalid("connection_init: Authorization must be a string".into());
+        }
+    };
+    authenticate(app, authorization).await
+}
