@@ -124,7 +124,7 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         mailer,
         events: Arc::new(events),
         mail_queued: Arc::new(tokio::sync::Notify::new()),
-        draining: std::sync::atomic::AtomicBool::new(false),
+        draining: tokio::sync::watch::Sender::new(false),
     })))
 }
 
@@ -269,6 +269,7 @@ pub fn router(app: AppState) -> Router {
         schema,
         sdl,
         metrics: crate::telemetry::metrics_handle(),
+        ws_slots: Arc::new(tokio::sync::Semaphore::new(ws::MAX_CONNECTIONS)),
     }));
 
     let request_id = HeaderName::from_static(middleware::REQUEST_ID);

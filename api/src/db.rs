@@ -51,7 +51,12 @@ pub struct Db {
     pub fresh: DatabaseConnection,
     separate_read: bool,
     statements: Arc<AtomicU64>,
+    /// Until when lists skip a read replica that could not be reached.
+    replica_skipped_until: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
+
+/// How long lists read the primary after the read replica failed to answer.
+const REPLICA_BACKOFF: Duration = Duration::from_secs(5);
 
 tokio::task_local! {
     /// Set on background work (workers, janitors): its statements are not
@@ -139,6 +144,7 @@ impl Db {
             fresh,
             separate_read,
             statements,
+            replica_skipped_until: Arc::default(),
         })
     }
 
@@ -225,8 +231,80 @@ impl Db {
         self.separate_read
     }
 
-    /// Readiness of the read replica: without it, only the uncached queries
-    /// that use it fail.
+    /// The rows of a list query (`users`, `auditEvents`, …), read on the
+    /// read replica, which may lag; on the primary when there is no
+    /// replica, or while it cannot be reached: a replica that fails to
+    /// connect is skipped for [`REPLICA_BACKOFF`] (counted in
+    /// `usergraph_db_replica_fallbacks_total`), so a list is not an error
+    /// because a replica is away.
+    ///
+    /// # Errors
+    /// What the query returns on the database that answered.
+    pub async fn list<E: sea_orm::EntityTrait>(
+        &self,
+        query: sea_orm::Select<E>,
+    ) -> Result<Vec<E::Model>, sea_orm::DbErr> {
+        let conn = self.lister();
+        match query.clone().all(conn).await {
+            Err(e) if self.replica_failed(conn, &e) => query.all(&self.fresh).await,
+            other => other,
+        }
+    }
+
+    /// How many rows a list query matches, read like [`Db::list`].
+    ///
+    /// # Errors
+    /// What the query returns on the database that answered.
+    pub async fn list_count<E: sea_orm::EntityTrait>(
+        &self,
+        query: sea_orm::Select<E>,
+    ) -> Result<u64, sea_orm::DbErr>
+    where
+        E::Model: Sync,
+    {
+        use sea_orm::PaginatorTrait as _;
+        let conn = self.lister();
+        match query.clone().count(conn).await {
+            Err(e) if self.replica_failed(conn, &e) => query.count(&self.fresh).await,
+            other => other,
+        }
+    }
+
+    fn lister(&self) -> &DatabaseConnection {
+        let skipped = self
+            .replica_skipped_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|t| std::time::Instant::now() < t);
+        if self.separate_read && !skipped {
+            &self.read
+        } else {
+            &self.fresh
+        }
+    }
+
+    /// Whether `err`, from `conn`, means the replica cannot be reached;
+    /// if so it is skipped for a while.
+    fn replica_failed(&self, conn: &DatabaseConnection, err: &sea_orm::DbErr) -> bool {
+        let unreachable = matches!(
+            err,
+            sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_)
+        );
+        if !unreachable || !std::ptr::eq(conn, &self.read) || !self.separate_read {
+            return false;
+        }
+        tracing::warn!(error = %err, "read replica unreachable: listing from the primary");
+        metrics::counter!("usergraph_db_replica_fallbacks_total").increment(1);
+        *self
+            .replica_skipped_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(std::time::Instant::now() + REPLICA_BACKOFF);
+        true
+    }
+
+    /// Readiness of the read replica: without it, lists fall back on the
+    /// primary (see [`Db::listing`]).
     ///
     /// # Errors
     /// When it cannot answer.

@@ -1,7 +1,6 @@
 //! The shared application state: every long-lived service a request needs.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::PasswordHasher;
@@ -26,18 +25,24 @@ pub struct App {
     /// Rung after a commit that queued mail: the local mail worker starts a
     /// round at once instead of at its next tick.
     pub mail_queued: Arc<tokio::sync::Notify>,
-    /// Set once shutdown begins (see [`App::start_draining`]).
-    pub(crate) draining: AtomicBool,
+    /// Set once shutdown begins (see [`App::start_draining`]); live
+    /// subscriptions watch it.
+    pub(crate) draining: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {
     /// Set once shutdown begins: `/ready` answers 503 from then on.
     pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::SeqCst);
+        self.draining.send_replace(true);
     }
 
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
+        *self.draining.borrow()
+    }
+
+    /// Changes when shutdown begins.
+    pub fn draining(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.draining.subscribe()
     }
 }
 

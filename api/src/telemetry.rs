@@ -211,6 +211,14 @@ fn describe() {
         "usergraph_mail_dead_total",
         "Email messages given up after the last attempt or a permanent failure."
     );
+    describe_counter!(
+        "usergraph_db_replica_fallbacks_total",
+        "Lists read from the primary because the read replica could not be reached."
+    );
+    describe_counter!(
+        "usergraph_events_dropped_total",
+        "Audit events not sent to other replicas: the Redis publishing queue was full."
+    );
     describe_gauge!("usergraph_build_info", "Build information.");
 }
 

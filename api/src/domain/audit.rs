@@ -1,6 +1,8 @@
 //! The audit log: one row per security-relevant action, written in the same
 //! transaction as the change it records. Never holds a password, token or hash.
 
+use std::sync::Arc;
+
 use sea_orm::{ActiveModelTrait as _, ConnectionTrait, Set};
 use uuid::Uuid;
 
@@ -125,9 +127,16 @@ pub async fn record(tx: &Tx, meta: &RequestMeta, event: Event) -> AppResult<()> 
 /// # Errors
 /// `Internal` when the insert fails.
 pub async fn record_now(app: &App, meta: &RequestMeta, event: Event) -> AppResult<()> {
-    let row = insert(&app.db.write, meta, event).await?;
-    app.events.publish(vec![row]);
-    Ok(())
+    // In a task of its own, like a commit: a request cancelled while the
+    // insert is in flight still publishes what was written.
+    let (db, bus, meta) = (app.db.write.clone(), Arc::clone(&app.events), meta.clone());
+    tokio::spawn(async move {
+        let row = insert(&db, &meta, event).await?;
+        bus.publish(vec![row]);
+        Ok(())
+    })
+    .await
+    .map_err(|e| crate::error::AppError::internal(anyhow::anyhow!("the audit task failed: {e}")))?
 }
 
 async fn insert<C: ConnectionTrait>(
@@ -284,12 +293,11 @@ pub async fn list(
                 ),
         );
     }
-    let mut events = query
+    let query = query
         .order_by_desc(Column::CreatedAt)
         .order_by_desc(Column::Id)
-        .limit(first + 1)
-        .all(&app.db.read)
-        .await?;
+        .limit(first + 1);
+    let mut events = app.db.list(query).await?;
     let has_next = events.len() as u64 > first;
     events.truncate(usize::try_from(first).unwrap_or(usize::MAX));
     Ok(Page { events, has_next })
@@ -300,11 +308,9 @@ pub async fn list(
 /// # Errors
 /// `Internal` when the database fails.
 pub async fn count(app: &crate::state::App, filter: &Filter) -> crate::error::AppResult<u64> {
-    use sea_orm::{EntityTrait as _, PaginatorTrait as _, QueryFilter as _};
-    Ok(entity::audit_event::Entity::find()
-        .filter(filter.condition())
-        .count(&app.db.read)
-        .await?)
+    use sea_orm::{EntityTrait as _, QueryFilter as _};
+    let query = entity::audit_event::Entity::find().filter(filter.condition());
+    Ok(app.db.list_count(query).await?)
 }
 
 /// Deletes events older than `AUDIT_RETENTION`, `batch` at a time, oldest

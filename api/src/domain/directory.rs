@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use entity::user::{self, Column, UserStatus};
 use sea_orm::sea_query::{Expr, ExprTrait as _, Func, LikeExpr, Order, Query};
 use sea_orm::{
-    ColumnTrait as _, Condition, EntityTrait as _, PaginatorTrait as _, QueryFilter as _,
-    QueryOrder as _, QuerySelect as _, Select,
+    ColumnTrait as _, Condition, EntityTrait as _, QueryFilter as _, QueryOrder as _,
+    QuerySelect as _, Select,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -328,12 +328,9 @@ pub async fn page(app: &App, filter: &Filter, request: &PageRequest) -> AppResul
         if missing == 0 {
             break;
         }
-        rows.extend(
-            segment_query(filtered(filter), request.field, &segment, ascending)
-                .limit(missing)
-                .all(&app.db.read)
-                .await?,
-        );
+        let query =
+            segment_query(filtered(filter), request.field, &segment, ascending).limit(missing);
+        rows.extend(app.db.list(query).await?);
     }
     let more = rows.len() as u64 > request.size;
     rows.truncate(usize::try_from(request.size).unwrap_or(usize::MAX));
@@ -358,7 +355,8 @@ pub async fn page(app: &App, filter: &Filter, request: &PageRequest) -> AppResul
 /// # Errors
 /// `Internal` when the database fails.
 pub async fn count(app: &App, filter: &Filter) -> AppResult<u64> {
-    Ok(filtered(filter).count(&app.db.read).await?)
+    let query = filtered(filter);
+    Ok(app.db.list_count(query).await?)
 }
 
 /// The user with this email (normalized), or none.

@@ -1,5 +1,6 @@
-//! The request guard: alias limit, no mutations over GET, metrics, and the
-//! rule that every error leaving the API carries a contract code.
+//! The request guard: alias limit, no mutations over GET, only subscriptions
+//! over WebSocket (and none over HTTP), metrics, and the rule that every
+//! error leaving the API carries a contract code.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -7,12 +8,20 @@ use std::time::Instant;
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextRequest,
+    NextSubscribe,
 };
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::{Request, Response, ServerError, ServerResult, Variables};
+use futures_util::StreamExt as _;
+use futures_util::stream::BoxStream;
 
 /// Marks a request that arrived over `GET`: it may only query.
 pub struct ViaGet;
+
+/// Marks an operation that arrived over the WebSocket: it may only
+/// subscribe (a query or mutation there would run on the identity checked
+/// when the connection began, however long ago).
+pub struct ViaWs;
 
 /// The request's `x-request-id`, given to clients with internal errors so
 /// that an operator can find the logged cause.
@@ -360,6 +369,7 @@ impl Extension for GuardExtension {
                 *seen = Some((kind(op.node.ty), label));
             }
         }
+        let over_ws = ctx.data_opt::<ViaWs>().is_some();
         if ctx.data_opt::<ViaGet>().is_some()
             && ops.iter().any(|(_, op)| op.node.ty != OperationType::Query)
         {
@@ -368,7 +378,44 @@ impl Extension for GuardExtension {
                 "BAD_USER_INPUT",
             ));
         }
+        if over_ws
+            && ops
+                .iter()
+                .any(|(_, op)| op.node.ty != OperationType::Subscription)
+        {
+            return Err(coded_error(
+                "Only subscriptions run over /graphql/ws; send queries and mutations to POST /graphql",
+                "BAD_USER_INPUT",
+            ));
+        }
+        if !over_ws
+            && ops
+                .iter()
+                .any(|(_, op)| op.node.ty == OperationType::Subscription)
+        {
+            return Err(coded_error(
+                "Subscriptions run over WebSocket at /graphql/ws (protocol graphql-transport-ws)",
+                "BAD_USER_INPUT",
+            ));
+        }
         Ok(doc)
+    }
+
+    /// Every error of a subscription carries a code too.
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream)
+            .map(|mut response| {
+                for err in &mut response.errors {
+                    ensure_code(err);
+                }
+                response
+            })
+            .boxed()
     }
 }
 

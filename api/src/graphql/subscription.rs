@@ -1,12 +1,13 @@
 //! `Subscription.auditEvents`: audit events as they commit, on any replica.
 //!
 //! The caller was authenticated when the WebSocket connection began
-//! (`connection_init`); a live subscription checks again every
-//! [`RECHECK_EVERY`], and at once when an event concerns the caller or a
-//! role. It ends, with an error saying why, when the session ends (logout,
-//! revocation, disabled account), the `audit:read` permission is withdrawn,
-//! the access token expires, or the replica shuts down; and when the client
-//! reads too slowly to keep up.
+//! (`connection_init`); each subscription checks the session and token
+//! again when it starts, then every [`RECHECK_EVERY`], and at once when an
+//! event concerns the caller or a role. It ends, with an error saying why,
+//! when the session ends (logout, revocation, disabled account), the
+//! `audit:read` permission is withdrawn, the access token expires, or the
+//! replica begins to shut down; and when the client reads too slowly to
+//! keep up.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,7 +20,6 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::audit::{AuditEvent, AuditEventFilter};
 use super::context::{self, Viewer};
-use super::extension::coded_error;
 use super::guards::AUDIT_READ;
 use crate::domain::{audit, roles, sessions};
 use crate::error::AppError;
@@ -76,6 +76,7 @@ impl AuditSubscription {
         let app = context::state(ctx).clone();
         let live = Live {
             events: app.events.subscribe(),
+            draining: app.draining(),
             app,
             viewer,
             filter,
@@ -86,6 +87,9 @@ impl AuditSubscription {
             ended: false,
             _slot: slot,
         };
+        // The guard read the roles; the session and the token's expiry are
+        // checked here (the connection's may have ended since it began).
+        live.check().await?;
         Ok(futures_util::stream::unfold(live, |mut live| async move {
             let item = live.next().await?;
             Some((item, live))
@@ -99,6 +103,7 @@ struct Live {
     filter: audit::Filter,
     events: Receiver<Arc<entity::audit_event::Model>>,
     recheck: tokio::time::Interval,
+    draining: tokio::sync::watch::Receiver<bool>,
     ended: bool,
     _slot: Option<Slot>,
 }
@@ -126,17 +131,20 @@ impl Live {
                             None => continue,
                         }
                     }
-                    Err(RecvError::Lagged(missed)) => coded_error(
+                    Err(RecvError::Lagged(missed)) => coded(
                         format!(
                             "This subscription fell {missed} events behind and was ended; read \
                              the gap with auditEvents(filter: {{after: …}}) and subscribe again"
                         ),
                         "INTERNAL_SERVER_ERROR",
-                    )
-                    .into(),
+                    ),
                     Err(RecvError::Closed) => return None,
                 },
                 _ = self.recheck.tick() => match self.check().await {
+                    Ok(()) => continue,
+                    Err(err) => err,
+                },
+                _ = self.draining.changed() => match self.check().await {
                     Ok(()) => continue,
                     Err(err) => err,
                 },
@@ -149,11 +157,10 @@ impl Live {
     /// Whether the caller may still listen.
     async fn check(&self) -> Result<()> {
         if self.app.is_draining() {
-            return Err(coded_error(
+            return Err(coded(
                 "This server is shutting down; subscribe again (another replica answers)",
                 "INTERNAL_SERVER_ERROR",
-            )
-            .into());
+            ));
         }
         if chrono::Utc::now().timestamp() >= self.viewer.token_expires_at {
             return Err(AppError::Unauthenticated(
@@ -174,4 +181,10 @@ impl Live {
         }
         Ok(())
     }
+}
+
+/// An error with its contract code (and a message of our own).
+fn coded(message: impl Into<String>, code: &'static str) -> async_graphql::Error {
+    use async_graphql::ErrorExtensions as _;
+    async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code))
 }

@@ -24,6 +24,8 @@ pub struct Server {
     pub schema: AppSchema,
     pub sdl: String,
     pub metrics: PrometheusHandle,
+    /// Open WebSocket connections left before new ones are refused.
+    pub ws_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::ops::Deref for ServerState {

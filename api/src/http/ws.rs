@@ -5,8 +5,12 @@
 //! `{"Authorization": "Bearer …"}`. The connection is acknowledged either
 //! way: a missing or bad token makes each subscription answer
 //! `UNAUTHENTICATED`, with the code a client reads, instead of a bare close.
-//! A connection that sends no `connection_init` within [`INIT_TIMEOUT`] is
-//! dropped.
+//! Only subscriptions run here (see `graphql::extension::ViaWs`).
+//!
+//! Bounds: [`MAX_CONNECTIONS`] per process (then 503), frames and messages
+//! of at most `GRAPHQL_MAX_BODY_BYTES`; a connection that sends no
+//! `connection_init` within [`INIT_TIMEOUT`], or holds no subscription for
+//! [`IDLE_TIMEOUT`], is closed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +27,7 @@ use axum::response::Response;
 use super::ServerState;
 use super::graphql::{authenticate, context_data, error_body, request_meta};
 use crate::graphql::context::Auth;
+use crate::graphql::extension::ViaWs;
 use crate::graphql::subscription::LiveCount;
 
 const PROTOCOL: &str = "graphql-transport-ws";
@@ -44,6 +49,10 @@ async fn transport_ws() -> GraphQLProtocol {
 
 /// How long a new connection may take to send `connection_init`.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may stay open without a live subscription.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// WebSocket connections one process holds at once.
+pub const MAX_CONNECTIONS: usize = 10_000;
 
 /// `GET /graphql/ws`.
 pub async fn upgrade(
@@ -76,6 +85,17 @@ pub async fn upgrade(
             );
         }
     };
+    let Ok(slot) = Arc::clone(&server.ws_slots).try_acquire_owned() else {
+        let mut refused = error_body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "RATE_LIMITED",
+            "This server holds as many WebSocket connections as it can; retry in a few seconds",
+        );
+        refused
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        return refused;
+    };
     let meta = request_meta(&server, peer, &headers);
     let request_id = headers
         .get(super::middleware::REQUEST_ID)
@@ -86,33 +106,44 @@ pub async fn upgrade(
     upgrade
         .protocols([PROTOCOL])
         .max_message_size(max_message)
+        .max_frame_size(max_message)
         .on_upgrade(move |socket| async move {
+            let _slot = slot;
             let initialised = Arc::new(AtomicBool::new(false));
             let seen = Arc::clone(&initialised);
+            let live = LiveCount::default();
+            let counted = live.clone();
             let app = server.app.clone();
-            let serve = GraphQLWebSocket::new(
-                socket,
-                server.schema.clone(),
-                transport_ws().await,
-            )
-            .on_connection_init(move |payload| async move {
-                seen.store(true, Ordering::SeqCst);
-                let auth = authenticate_init(&app, &payload).await;
-                let mut data = context_data(&app, auth, meta, request_id);
-                data.insert(LiveCount::default());
-                Ok::<Data, async_graphql::Error>(data)
-            })
-            .serve();
+            let serve = GraphQLWebSocket::new(socket, server.schema.clone(), transport_ws().await)
+                .on_connection_init(move |payload| async move {
+                    seen.store(true, Ordering::SeqCst);
+                    let auth = authenticate_init(&app, &payload).await;
+                    let mut data = context_data(&app, auth, meta, request_id);
+                    data.insert(counted);
+                    data.insert(ViaWs);
+                    Ok::<Data, async_graphql::Error>(data)
+                })
+                .serve();
             // Dropping the connection closes it.
             let watchdog = async {
-                tokio::time::sleep(INIT_TIMEOUT).await;
-                if initialised.load(Ordering::SeqCst) {
-                    std::future::pending::<()>().await;
+                let mut idle_since = tokio::time::Instant::now();
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    if live.0.load(Ordering::SeqCst) > 0 {
+                        idle_since = tokio::time::Instant::now();
+                    } else if !initialised.load(Ordering::SeqCst) {
+                        if idle_since.elapsed() >= INIT_TIMEOUT {
+                            return "no connection_init";
+                        }
+                    } else if idle_since.elapsed() >= IDLE_TIMEOUT {
+                        return "no subscription";
+                    }
                 }
             };
             tokio::select! {
                 () = serve => {}
-                () = watchdog => tracing::debug!("closed a WebSocket that never sent connection_init"),
+                why = watchdog => tracing::debug!(why, "closed an idle WebSocket"),
             }
         })
 }

@@ -44,10 +44,15 @@ const RETRY_MAX: Duration = Duration::from_secs(2);
 /// published and read back after a reconnection).
 const REMEMBERED: usize = 8192;
 /// How far before the connection was last known good the catch-up reads:
-/// covers an event inserted early in a transaction that committed late.
-const CATCH_UP_MARGIN: Duration = Duration::from_secs(30);
-/// Events read back at most after one reconnection.
-const CATCH_UP_LIMIT: u64 = 2000;
+/// covers an event inserted early in a transaction that committed late (a
+/// request's transaction cannot outlive `REQUEST_TIMEOUT`, 30 s by default)
+/// and clocks of replicas a few seconds apart.
+const CATCH_UP_MARGIN: Duration = Duration::from_secs(60);
+/// Rows read per catch-up query.
+const CATCH_UP_PAGE: u64 = 500;
+/// Rows read at most by one catch-up (what is older stays readable through
+/// `Query.auditEvents`).
+const CATCH_UP_LIMIT: u64 = 100_000;
 
 /// What goes over Redis: the event and the replica it came from.
 #[derive(Serialize, Deserialize)]
@@ -144,10 +149,19 @@ impl EventBus {
     }
 }
 
-/// Waits before the next attempt, doubling up to [`RETRY_MAX`].
+/// Waits before the next attempt (between half and all of `delay`, so
+/// replicas that lost Redis together do not come back in step), doubling
+/// up to [`RETRY_MAX`].
 async fn back_off(delay: &mut Duration) {
-    tokio::time::sleep(*delay).await;
+    let share = f64::from(Uuid::new_v4().as_bytes()[0]) / 255.0;
+    tokio::time::sleep(delay.mul_f64(0.5 + share / 2.0)).await;
     *delay = (*delay * 2).min(RETRY_MAX);
+}
+
+/// Whether Redis refused (an error reply such as NOPERM), as opposed to not
+/// answering: sending the same again would only be refused again.
+fn is_refusal(e: &redis::RedisError) -> bool {
+    !(e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal())
 }
 
 async fn publish_loop(
@@ -176,6 +190,9 @@ async fn publish_loop(
                 Err(e) => {
                     tracing::warn!(error = %e, "event bus: cannot reach Redis to publish");
                     node = (node + 1) % clients.len();
+                    if queued.is_closed() {
+                        return; // the bus is gone: nobody is left to tell
+                    }
                     back_off(&mut delay).await;
                     continue;
                 }
@@ -200,11 +217,19 @@ async fn publish_loop(
                 batch.clear();
                 delay = RETRY_MIN;
             }
+            Err(e) if is_refusal(&e) => {
+                tracing::error!(error = %e, events = batch.len(), "event bus: Redis refused to publish; events dropped for the other replicas");
+                metrics::counter!("usergraph_events_dropped_total").increment(batch.len() as u64);
+                batch.clear();
+            }
             Err(e) => {
                 // Kept, and sent again once Redis answers.
                 tracing::warn!(error = %e, "event bus: publishing failed; retrying");
                 conn = None;
                 node = (node + 1) % clients.len();
+                if queued.is_closed() {
+                    return;
+                }
                 back_off(&mut delay).await;
             }
         }
@@ -227,40 +252,70 @@ struct Listener {
 
 impl Listener {
     /// Hands an event from another replica to this one's subscribers,
-    /// unless they had it.
-    fn forward(&self, event: Model) {
-        if lock(&self.seen).first_time(event.id) {
+    /// unless they had it; whether it did.
+    fn forward(&self, event: Model) -> bool {
+        let first = lock(&self.seen).first_time(event.id);
+        if first {
             let _ = self.local.send(Arc::new(event));
         }
+        first
     }
 
     /// Forwards what was committed since `since` and not yet seen, oldest
-    /// first.
+    /// first, a page at a time (events already delivered do not use up the
+    /// bound).
     async fn catch_up(&self, since: chrono::DateTime<chrono::Utc>) {
         use entity::audit_event::{Column, Entity};
         use sea_orm::{
-            ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
+            ColumnTrait as _, Condition, EntityTrait as _, QueryFilter as _, QueryOrder as _,
+            QuerySelect as _,
         };
-        let found = Entity::find()
-            .filter(Column::CreatedAt.gt(since))
-            .order_by_asc(Column::CreatedAt)
-            .order_by_asc(Column::Id)
-            .limit(CATCH_UP_LIMIT)
-            .all(&self.db)
-            .await;
-        match found {
-            Ok(events) => {
-                if events.len() as u64 == CATCH_UP_LIMIT {
-                    tracing::warn!(
-                        limit = CATCH_UP_LIMIT,
-                        "event bus: more events to catch up than read back; the rest are in auditEvents"
-                    );
+        let mut after: Option<(chrono::DateTime<chrono::Utc>, Uuid)> = None;
+        let (mut read, mut forwarded) = (0, 0);
+        while read < CATCH_UP_LIMIT {
+            let position = match after {
+                None => Condition::all().add(Column::CreatedAt.gt(since)),
+                Some((at, id)) => Condition::any().add(Column::CreatedAt.gt(at)).add(
+                    Condition::all()
+                        .add(Column::CreatedAt.eq(at))
+                        .add(Column::Id.gt(id)),
+                ),
+            };
+            let page = Entity::find()
+                .filter(position)
+                .order_by_asc(Column::CreatedAt)
+                .order_by_asc(Column::Id)
+                .limit(CATCH_UP_PAGE)
+                .all(&self.db)
+                .await;
+            let events = match page {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(error = %e, "event bus: cannot read missed events back");
+                    return;
                 }
-                for event in events {
-                    self.forward(event);
-                }
+            };
+            let full = events.len() as u64 == CATCH_UP_PAGE;
+            read += events.len() as u64;
+            after = events.last().map(|e| (e.created_at, e.id));
+            for event in events {
+                forwarded += u64::from(self.forward(event));
             }
-            Err(e) => tracing::warn!(error = %e, "event bus: cannot read missed events back"),
+            if !full {
+                break;
+            }
+        }
+        if read >= CATCH_UP_LIMIT {
+            tracing::warn!(
+                read,
+                "event bus: stopped reading missed events back; the rest are in auditEvents"
+            );
+        }
+        if forwarded > 0 {
+            tracing::info!(
+                forwarded,
+                "event bus: forwarded events missed while Redis was away"
+            );
         }
     }
 }
@@ -272,8 +327,9 @@ async fn subscribe_loop(
 ) {
     let mut node = 0;
     let mut delay = RETRY_MIN;
-    // When the subscription was last known to work: None before the first.
-    let mut good_until: Option<chrono::DateTime<chrono::Utc>> = None;
+    // Since when events may have been missed: at first, since the bus began
+    // (a replica that starts while Redis is away still reads back).
+    let mut good_until = chrono::Utc::now();
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -292,7 +348,7 @@ async fn listen(
     client: &redis::Client,
     listener: &Listener,
     delay: &mut Duration,
-    good_until: &mut Option<chrono::DateTime<chrono::Utc>>,
+    good_until: &mut chrono::DateTime<chrono::Utc>,
 ) {
     let connected = tokio::time::timeout(CONNECT_TIMEOUT, async {
         let mut pubsub = client.get_async_pubsub().await?;
@@ -315,11 +371,12 @@ async fn listen(
     *delay = RETRY_MIN;
     // Subscribed first, then read back: whatever commits after the read
     // arrives on the subscription.
-    if let Some(last) = *good_until {
+    // (Only for subscribers: with none, there is nobody to catch up.)
+    if listener.local.receiver_count() > 0 {
         let margin = chrono::Duration::from_std(CATCH_UP_MARGIN).unwrap_or_default();
-        listener.catch_up(last - margin).await;
+        listener.catch_up(*good_until - margin).await;
     }
-    *good_until = Some(chrono::Utc::now());
+    *good_until = chrono::Utc::now();
     let (mut sink, mut messages) = pubsub.split();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
@@ -332,7 +389,9 @@ async fn listen(
                 };
                 match serde_json::from_slice::<Envelope>(message.get_payload_bytes()) {
                     Ok(envelope) if envelope.origin == listener.origin => {}
-                    Ok(envelope) => listener.forward(envelope.event),
+                    Ok(envelope) => {
+                        listener.forward(envelope.event);
+                    }
                     Err(e) => tracing::warn!(error = %e, "event bus: an unreadable message"),
                 }
             }
@@ -344,7 +403,7 @@ async fn listen(
                     return;
                 }
                 // Everything published before the ping was sent has arrived.
-                *good_until = Some(sent);
+                *good_until = sent;
             }
         }
     }

@@ -458,6 +458,29 @@ async fn a_lagging_or_unreachable_read_replica_never_serves_identity() {
             app.me(again).await["data"]["me"]["email"],
             "fresh@example.com"
         );
+        // Admin lists read the replica: the lagging one answers with what
+        // it has (nothing yet), the unreachable one is replaced by the
+        // primary; neither is an error, and the permission check itself
+        // never reads the replica.
+        let root = crate::directory::admin(&app).await;
+        let lists = app
+            .gql(
+                "{ users(first: 5) { totalCount nodes { email } } auditEvents(first: 5) { totalCount } }",
+                json!({}),
+                Some(&root),
+            )
+            .await;
+        assert!(lists.get("errors").is_none(), "{read_url}: {lists}");
+        let (users, events) = (
+            &lists["data"]["users"]["totalCount"],
+            &lists["data"]["auditEvents"]["totalCount"],
+        );
+        if read_url == lagging_url {
+            assert_eq!((users, events), (&json!(0), &json!(0)), "{read_url}");
+        } else {
+            assert_eq!(users, &json!(2), "{read_url}: {lists}");
+            assert!(events.as_i64().unwrap() >= 3, "{read_url}: {lists}");
+        }
     }
 }
 

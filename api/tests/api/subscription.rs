@@ -447,3 +447,122 @@ async fn a_subscriber_on_one_replica_receives_events_from_another() {
     );
     assert!(ws.silent_for(Duration::from_millis(500)).await.is_ok());
 }
+
+/// Over the WebSocket only subscriptions run (a query there would use the
+/// identity checked when the connection began); over HTTP none do.
+#[tokio::test]
+async fn each_transport_takes_only_its_own_operations() {
+    let app = spawn_app().await;
+    let root = admin(&app).await;
+    let mut ws = Ws::connect(&app, Some(&root)).await;
+    for (id, query) in [("q", "{ me { id } }"), ("m", "mutation { logout }")] {
+        ws.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query } }))
+            .await;
+        let payload = ws.next_payload(id).await;
+        assert_eq!(code(&payload), "BAD_USER_INPUT", "{payload}");
+        assert!(
+            payload["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("POST /graphql")
+        );
+        assert_eq!(ws.next_message().await["type"], "complete");
+    }
+    // The logout above did not run: the token still works.
+    assert!(app.me(&root).await["data"]["me"]["id"].is_string());
+    let over_http = app
+        .gql(
+            "subscription { auditEvents { id } }",
+            json!({}),
+            Some(&root),
+        )
+        .await;
+    assert_eq!(
+        over_http["errors"][0]["extensions"]["code"],
+        "BAD_USER_INPUT"
+    );
+    // An engine error (unknown field) carries a code over the WebSocket too.
+    ws.send(json!({ "id": "bad", "type": "subscribe", "payload": { "query": "subscription { auditEvents { nope } }" } }))
+        .await;
+    assert_eq!(code(&ws.next_payload("bad").await), "BAD_USER_INPUT");
+}
+
+/// A connection outlives its session: a subscription started after the
+/// session ended is refused at once, not at the first re-check.
+#[tokio::test]
+async fn subscribing_again_after_the_session_ended_is_refused_at_once() {
+    let app = spawn_app().await;
+    let root = admin(&app).await;
+    let mut ws = Ws::connect(&app, Some(&root)).await;
+    let out = app.gql("mutation { logout }", json!({}), Some(&root)).await;
+    assert_eq!(out["data"]["logout"], true, "{out}");
+    ws.subscribe("late", json!(null)).await;
+    // An event right away: the first message must be the refusal, not it.
+    app.signed_up("meanwhile@example.com").await;
+    assert_eq!(code(&ws.next_payload("late").await), "UNAUTHENTICATED");
+    assert_eq!(ws.next_message().await["type"], "complete");
+}
+
+/// Shutting down ends every subscription at once, so clients move to
+/// another replica, and takes no new one.
+#[tokio::test]
+async fn a_replica_shutting_down_ends_its_subscriptions() {
+    let app = spawn_app().await;
+    let root = admin(&app).await;
+    let mut ws = Ws::connect(&app, Some(&root)).await;
+    ws.subscribe("1", json!(null)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.state.start_draining();
+    let payload = ws.next_payload("1").await;
+    assert_eq!(code(&payload), "INTERNAL_SERVER_ERROR");
+    assert!(
+        payload["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("shutting down"),
+        "{payload}"
+    );
+    assert_eq!(ws.next_message().await["type"], "complete");
+    ws.subscribe("2", json!(null)).await;
+    assert_eq!(code(&ws.next_payload("2").await), "INTERNAL_SERVER_ERROR");
+}
+
+/// A subscriber that falls too far behind is told so, with the way to
+/// read the gap, instead of silently missing events.
+#[tokio::test]
+async fn a_subscriber_that_falls_behind_is_told_and_ended() {
+    let app = spawn_app().await;
+    let root = admin(&app).await;
+    let mut ws = Ws::connect(&app, Some(&root)).await;
+    ws.subscribe("1", json!(null)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // More at once than a subscriber may fall behind by.
+    let burst: Vec<_> = (0..5000)
+        .map(|i| entity::audit_event::Model {
+            id: uuid::Uuid::now_v7(),
+            action: "LOGIN_FAILED".into(),
+            actor_id: None,
+            target_user_id: None,
+            ip_address: None,
+            user_agent: None,
+            metadata: json!({ "n": i }),
+            created_at: chrono::Utc::now(),
+        })
+        .collect();
+    app.state.events.publish(burst);
+    loop {
+        let message = ws.next_message().await;
+        assert_eq!(message["id"], "1", "{message}");
+        let payload = &message["payload"];
+        if payload.get("errors").is_some() {
+            assert_eq!(code(payload), "INTERNAL_SERVER_ERROR");
+            let text = payload["errors"][0]["message"].as_str().unwrap();
+            assert!(
+                text.contains("events behind") && text.contains("auditEvents"),
+                "{text}"
+            );
+            break;
+        }
+    }
+    assert_eq!(ws.next_message().await["type"], "complete");
+}
