@@ -210,8 +210,17 @@ impl Config {
         };
         let production = app_env == AppEnv::Production;
 
-        let database_url =
-            get("DATABASE_URL").unwrap_or_else(|| "sqlite://usergraph.db?mode=rwc".into());
+        let database_url = match get("DATABASE_URL") {
+            Some(url) => url,
+            // A container's SQLite file would vanish with it.
+            None if production => {
+                return Err(err(
+                    "DATABASE_URL",
+                    "required when APP_ENV=production (postgres://…)",
+                ));
+            }
+            None => "sqlite://usergraph.db?mode=rwc".into(),
+        };
         check_database_url("DATABASE_URL", &database_url)?;
         let database_read_url = get("DATABASE_READ_URL");
         if let Some(url) = &database_read_url {
@@ -255,7 +264,10 @@ impl Config {
         }
         let public_url = public_url.trim_end_matches('/').to_owned();
 
-        let key = match (get("JWT_PRIVATE_KEY_FILE"), get("JWT_SECRET")) {
+        // The secret is its bytes exactly: no trimming (a key whose last
+        // byte is a space or newline is that key).
+        let jwt_secret = lookup("JWT_SECRET").filter(|v| !v.is_empty());
+        let key = match (get("JWT_PRIVATE_KEY_FILE"), jwt_secret) {
             (Some(path), _) => {
                 let path = PathBuf::from(path);
                 let pem = std::fs::read_to_string(&path).map_err(|e| {
@@ -319,10 +331,13 @@ impl Config {
         let auto_migrate = parse_bool("AUTO_MIGRATE", get("AUTO_MIGRATE"), true)?;
         let mailer = parse_mailer(get("MAILER"))?;
         let mail = parse_mail_settings(&get)?;
-        let audit_retention = parse_duration("AUDIT_RETENTION", get("AUDIT_RETENTION"), "365d")?;
-        if audit_retention < Duration::from_secs(86400) {
-            return Err(err("AUDIT_RETENTION", "must be at least 1d"));
-        }
+        let audit_retention = parse_bounded_duration(
+            "AUDIT_RETENTION",
+            get("AUDIT_RETENTION"),
+            "365d",
+            86400,
+            3650 * 86400,
+        )?;
         let trusted_proxies = parse_list("TRUSTED_PROXIES", get("TRUSTED_PROXIES"), |s| {
             s.parse::<IpNet>()
                 .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
@@ -454,8 +469,20 @@ impl Config {
             bootstrap_admin,
             graphql,
             argon2: Argon2Params::OWASP,
-            shutdown_grace: parse_duration("SHUTDOWN_GRACE", get("SHUTDOWN_GRACE"), "30s")?,
-            request_timeout: parse_duration("REQUEST_TIMEOUT", get("REQUEST_TIMEOUT"), "30s")?,
+            shutdown_grace: parse_bounded_duration(
+                "SHUTDOWN_GRACE",
+                get("SHUTDOWN_GRACE"),
+                "30s",
+                1,
+                600,
+            )?,
+            request_timeout: parse_bounded_duration(
+                "REQUEST_TIMEOUT",
+                get("REQUEST_TIMEOUT"),
+                "30s",
+                1,
+                600,
+            )?,
             after_commit_delay: None,
             fail_before_commit: false,
         })
@@ -471,18 +498,7 @@ fn parse_mail_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<MailSetti
         ));
     }
     let bounded = |var: &'static str, default: &str, min: u64, max: u64| {
-        let value = parse_duration(var, get(var), default)?;
-        if value < Duration::from_secs(min) || value > Duration::from_secs(max) {
-            return Err(err(
-                var,
-                format!(
-                    "must be between {} and {}",
-                    humantime::format_duration(Duration::from_secs(min)),
-                    humantime::format_duration(Duration::from_secs(max))
-                ),
-            ));
-        }
-        Ok(value)
+        parse_bounded_duration(var, get(var), default, min, max)
     };
     Ok(MailSettings {
         from,
@@ -531,6 +547,28 @@ fn parse_duration(
             format!("{text:?} is not a duration like 15m, 30d or 90s ({e})"),
         )
     })
+}
+
+/// A duration between `min` and `max` seconds.
+fn parse_bounded_duration(
+    var: &'static str,
+    value: Option<String>,
+    default: &str,
+    min: u64,
+    max: u64,
+) -> Result<Duration, ConfigError> {
+    let value = parse_duration(var, value, default)?;
+    if value < Duration::from_secs(min) || value > Duration::from_secs(max) {
+        return Err(err(
+            var,
+            format!(
+                "must be between {} and {}",
+                humantime::format_duration(Duration::from_secs(min)),
+                humantime::format_duration(Duration::from_secs(max))
+            ),
+        ));
+    }
+    Ok(value)
 }
 
 fn parse_bool(
@@ -670,14 +708,70 @@ mod tests {
     }
 
     #[test]
-    fn production_needs_a_signing_key_and_hides_the_playground() {
+    fn production_needs_a_database_and_a_signing_key_and_hides_the_playground() {
         assert_eq!(
             config(&[("APP_ENV", "production")]).unwrap_err().var,
+            "DATABASE_URL"
+        );
+        let pg = ("DATABASE_URL", "postgres://db.internal/usergraph");
+        assert_eq!(
+            config(&[("APP_ENV", "production"), pg]).unwrap_err().var,
             "JWT_SECRET"
         );
-        let c = config(&[("APP_ENV", "production"), ("JWT_SECRET", &"k".repeat(32))]).unwrap();
+        assert_eq!(
+            config(&[("APP_ENV", "production"), ("JWT_SECRET", &"k".repeat(32))])
+                .unwrap_err()
+                .var,
+            "DATABASE_URL"
+        );
+        let c = config(&[
+            ("APP_ENV", "production"),
+            pg,
+            ("JWT_SECRET", &"k".repeat(32)),
+        ])
+        .unwrap();
         assert!(!c.graphql.graphiql && !c.graphql.introspection);
         assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn the_jwt_secret_is_taken_byte_for_byte() {
+        // 31 bytes and a space is 32 bytes: long enough, and the space counts.
+        let padded = format!("{} ", "k".repeat(31));
+        let c = config(&[("JWT_SECRET", &padded)]).unwrap();
+        match c.jwt.key {
+            JwtKeySource::Secret(s) => assert_eq!(s.expose(), padded),
+            other => panic!("{other:?}"),
+        }
+        let e = config(&[("JWT_SECRET", &format!(" {} ", "k".repeat(29)))]).unwrap_err();
+        assert_eq!(e.var, "JWT_SECRET", "31 bytes with the spaces: too short");
+    }
+
+    #[test]
+    fn durations_have_bounds() {
+        for (var, value) in [
+            ("REQUEST_TIMEOUT", "0s"),
+            ("REQUEST_TIMEOUT", "2h"),
+            ("SHUTDOWN_GRACE", "0s"),
+            ("SHUTDOWN_GRACE", "1d"),
+            ("AUDIT_RETENTION", "1h"),
+            ("AUDIT_RETENTION", "20000d"),
+            ("ACCESS_TOKEN_TTL", "1s"),
+            ("REFRESH_TOKEN_REUSE_INTERVAL", "5m"),
+            ("EMAIL_VERIFICATION_TTL", "0s"),
+            ("PASSWORD_RESET_TTL", "2d"),
+            ("MAIL_RETRY_BASE", "0s"),
+            ("MAIL_RETENTION", "1m"),
+        ] {
+            let e = config(&[(var, value)]).unwrap_err();
+            assert_eq!(e.var, var, "{var}={value}");
+            assert!(
+                e.message.contains("between") || e.message.contains("at "),
+                "{e:?}"
+            );
+        }
+        let c = config(&[("REQUEST_TIMEOUT", "1s"), ("SHUTDOWN_GRACE", "10m")]).unwrap();
+        assert_eq!(c.request_timeout, Duration::from_secs(1));
     }
 
     #[test]

@@ -442,16 +442,28 @@ fn check_role_name(name: &str) -> AppResult<()> {
     }
 }
 
+/// Entries a permissions list may hold (duplicates included).
+const MAX_PERMISSION_ENTRIES: usize = 32;
+
 fn check_permissions(permissions: &[String]) -> AppResult<Vec<String>> {
+    if permissions.len() > MAX_PERMISSION_ENTRIES {
+        return Err(AppError::bad_input(
+            "permissions",
+            format!("At most {MAX_PERMISSION_ENTRIES} permissions may be listed"),
+        ));
+    }
     let mut out: Vec<String> = Vec::new();
     for p in permissions {
         if !roles::PERMISSIONS.contains(&p.as_str()) {
+            // Quoted only when short: the error never echoes a large input.
+            let named = if p.chars().count() <= 64 {
+                format!("Unknown permission {p:?}")
+            } else {
+                "Unknown permission (longer than any)".to_owned()
+            };
             return Err(AppError::bad_input(
                 "permissions",
-                format!(
-                    "Unknown permission {p:?}; known: {}",
-                    roles::PERMISSIONS.join(", ")
-                ),
+                format!("{named}; known: {}", roles::PERMISSIONS.join(", ")),
             ));
         }
         if !out.contains(p) {

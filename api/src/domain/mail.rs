@@ -339,6 +339,7 @@ async fn resolve_reset_request(
     let meta = RequestMeta {
         ip: facts["ip"].as_str().and_then(|ip| ip.parse().ok()),
         user_agent: facts["userAgent"].as_str().map(str::to_owned),
+        forwarded_as: None,
     };
     let txn = Tx::begin(app).await?;
     // The row lock serialises two workers resolving requests for one

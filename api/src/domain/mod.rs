@@ -26,12 +26,19 @@ use chrono::{DateTime, SubsecRound as _, Utc};
 #[derive(Clone, Debug, Default)]
 pub struct RequestMeta {
     pub ip: Option<std::net::IpAddr>,
+    /// What a trusted proxy named the client when that was not an address
+    /// (see `http::middleware::Client`).
+    pub forwarded_as: Option<String>,
     pub user_agent: Option<String>,
 }
 
 impl RequestMeta {
+    /// The client's address for the audit log, or what a trusted proxy
+    /// named it when that was not an address.
     pub fn ip_string(&self) -> Option<String> {
-        self.ip.map(|ip| ip.to_string())
+        self.ip
+            .map(|ip| ip.to_string())
+            .or_else(|| self.forwarded_as.clone())
     }
 
     /// The user agent, cut to what the column holds.

@@ -93,9 +93,12 @@ pub async fn has_permission(
 /// # Errors
 /// `RATE_LIMITED` with the seconds to wait.
 pub async fn rate_limit(ctx: &Context<'_>, operation: &str) -> Result<(), AppError> {
-    let client = meta(ctx)
-        .ip
-        .map_or_else(|| "unknown".to_owned(), RateLimiter::client_key);
+    let meta = meta(ctx);
+    let client = match (&meta.ip, &meta.forwarded_as) {
+        (Some(ip), _) => RateLimiter::client_key(*ip),
+        (None, Some(name)) => format!("forwarded:{name}"),
+        (None, None) => "unknown".to_owned(),
+    };
     state(ctx)
         .limiter
         .check(operation, &client)

@@ -37,6 +37,9 @@ pub struct Guard {
     pub max_directives: usize,
     /// Fields of the expanded operations (the complexity limit).
     pub max_fields: usize,
+    /// Whether `__schema` and `__type` may be asked for (`__typename`
+    /// always may).
+    pub introspection: bool,
 }
 
 impl ExtensionFactory for Guard {
@@ -52,7 +55,7 @@ impl ExtensionFactory for Guard {
 struct GuardExtension {
     limits: Guard,
     /// The kind and name of the operation, once parsed.
-    seen: Mutex<Option<(&'static str, String)>>,
+    seen: Mutex<Option<(&'static str, String, &'static str)>>,
     /// Copied from the request data once it is attached (at parsing).
     request_id: Mutex<Option<String>>,
 }
@@ -268,6 +271,41 @@ pub fn text_nesting(query: &str) -> usize {
 /// the depth limits let through, far below what the parser's stack takes.
 const MAX_TEXT_NESTING: usize = 128;
 
+/// The mutations that hash or verify a password (argon2id): slow on purpose,
+/// so their latency is watched apart from the rest.
+const HASHING_MUTATIONS: [&str; 6] = [
+    "register",
+    "login",
+    "changePassword",
+    "resetPassword",
+    "deleteAccount",
+    "createUser",
+];
+
+/// The operation's class for latency objectives: `auth` (a mutation that
+/// hashes a password), `write` (another mutation) or `read`.
+fn class(
+    ops: &[(
+        Option<&async_graphql::Name>,
+        &async_graphql::Positioned<async_graphql::parser::types::OperationDefinition>,
+    )],
+) -> &'static str {
+    let mut class = "read";
+    for (_, op) in ops {
+        if op.node.ty != OperationType::Mutation {
+            continue;
+        }
+        let hashes = op.node.selection_set.node.items.iter().any(|item| {
+            matches!(&item.node, Selection::Field(f) if HASHING_MUTATIONS.contains(&f.node.name.node.as_str()))
+        });
+        if hashes {
+            return "auth";
+        }
+        class = "write";
+    }
+    class
+}
+
 fn kind(op: OperationType) -> &'static str {
     match op {
         OperationType::Query => "query",
@@ -306,20 +344,19 @@ impl Extension for GuardExtension {
                 ext.set("requestId", id);
             }
         }
-        let (op_type, name) = self
-            .seen
-            .lock()
-            .ok()
-            .and_then(|s| s.clone())
-            .unwrap_or(("unknown", "anonymous".into()));
+        let (op_type, name, class) = self.seen.lock().ok().and_then(|s| s.clone()).unwrap_or((
+            "unknown",
+            "anonymous".into(),
+            "read",
+        ));
         let outcome = if response.errors.is_empty() {
             "ok"
         } else {
             "error"
         };
-        metrics::counter!("usergraph_graphql_operations_total", "operation" => name, "type" => op_type, "outcome" => outcome)
+        metrics::counter!("usergraph_graphql_operations_total", "operation" => name, "type" => op_type, "class" => class, "outcome" => outcome)
             .increment(1);
-        metrics::histogram!("usergraph_graphql_operation_duration_seconds", "type" => op_type)
+        metrics::histogram!("usergraph_graphql_operation_duration_seconds", "type" => op_type, "class" => class)
             .record(started.elapsed().as_secs_f64());
         response
     }
@@ -365,8 +402,9 @@ impl Extension for GuardExtension {
             } else {
                 "multiple".into()
             };
+            let class = class(&ops);
             if let Ok(mut seen) = self.seen.lock() {
-                *seen = Some((kind(op.node.ty), label));
+                *seen = Some((kind(op.node.ty), label, class));
             }
         }
         let over_ws = ctx.data_opt::<ViaWs>().is_some();
@@ -439,6 +477,12 @@ impl GuardExtension {
         let mut total = Shape::default();
         for shape in shapes {
             total.merge(shape);
+        }
+        if !limits.introspection && total.introspection_depth > 0 {
+            return Err(coded_error(
+                "Introspection is disabled on this server (GRAPHQL_INTROSPECTION)",
+                "BAD_USER_INPUT",
+            ));
         }
         if total.depth > limits.max_depth {
             return too_complex(format!(

@@ -53,6 +53,7 @@ pub fn build_schema(limits: &GraphqlLimits) -> AppSchema {
         max_aliases: limits.max_aliases,
         max_directives: limits.max_directives,
         max_fields: limits.max_complexity,
+        introspection: limits.introspection,
     });
     if !limits.introspection {
         // No introspection and no "did you mean" hints that leak the schema.

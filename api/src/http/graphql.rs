@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::ServerState;
-use super::middleware::client_ip;
+use super::middleware::{Client, client};
 use crate::domain::{RequestMeta, sessions};
 use crate::graphql::context::{Auth, Viewer};
 use crate::graphql::extension::{RequestId, ViaGet, coded_error};
@@ -92,8 +92,13 @@ pub fn context_data(app: &AppState, auth: Auth, meta: RequestMeta, request_id: S
 }
 
 pub fn request_meta(server: &ServerState, peer: SocketAddr, headers: &HeaderMap) -> RequestMeta {
+    let (ip, forwarded_as) = match client(peer, headers, &server.app.config.trusted_proxies) {
+        Client::Ip(ip) => (Some(ip), None),
+        Client::Named(name) => (None, Some(name)),
+    };
     RequestMeta {
-        ip: Some(client_ip(peer, headers, &server.app.config.trusted_proxies)),
+        ip,
+        forwarded_as,
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -206,11 +211,16 @@ pub async fn post(
     let max = server.app.config.graphql.max_batch;
     if let BatchRequest::Batch(reqs) = &batch {
         if reqs.len() > max {
-            let err = coded_error(
-                format!("A batch may hold at most {max} operations"),
-                "QUERY_TOO_COMPLEX",
-            );
-            return axum::Json(async_graphql::Response::from_errors(vec![err])).into_response();
+            // One refusal per operation, so a batching client can match
+            // them; the body limit bounds how many.
+            let refused = || {
+                async_graphql::Response::from_errors(vec![coded_error(
+                    format!("A batch may hold at most {max} operations"),
+                    "QUERY_TOO_COMPLEX",
+                )])
+            };
+            let answers = BatchResponse::Batch(reqs.iter().map(|_| refused()).collect());
+            return axum::Json(answers).into_response();
         }
         if reqs.is_empty() {
             return error_body(

@@ -56,14 +56,29 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     response
 }
 
-/// The client's address: the TCP peer, unless the peer is a trusted proxy,
-/// in which case the right-most `X-Forwarded-For` entry that is not itself a
-/// trusted proxy (entries further left are client-controlled and unreliable).
-pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+/// Who the client is, as far as the network tells.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Client {
+    Ip(IpAddr),
+    /// A trusted proxy named the client with something that is not an
+    /// address (e.g. `unknown`, or an obfuscated RFC 7239 identifier): the
+    /// entry itself (at most 64 bytes) tells such clients apart, so they are
+    /// not all counted as the proxy.
+    Named(String),
+}
+
+/// Longest `X-Forwarded-For` entry kept as a client name.
+const MAX_NAME: usize = 64;
+
+/// The client: the TCP peer, unless the peer is a trusted proxy, in which
+/// case the right-most `X-Forwarded-For` entry that is not itself a trusted
+/// proxy (entries further left are client-controlled and unreliable).
+/// Entries may carry a port (`1.2.3.4:5678`, `[2001:db8::1]:443`).
+pub fn client(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Client {
     let peer_ip = peer.ip().to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer_ip) {
-        return peer_ip;
+        return Client::Ip(peer_ip);
     }
     let forwarded = headers
         .get_all("x-forwarded-for")
@@ -71,15 +86,25 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
+        .filter(|e| !e.is_empty())
         .collect::<Vec<_>>();
     for entry in forwarded.iter().rev() {
-        match entry.parse::<IpAddr>() {
+        let parsed = entry
+            .parse::<IpAddr>()
+            .or_else(|_| entry.parse::<SocketAddr>().map(|s| s.ip()));
+        match parsed {
             Ok(ip) if is_trusted(&ip.to_canonical()) => continue,
-            Ok(ip) => return ip.to_canonical(),
-            Err(_) => break,
+            Ok(ip) => return Client::Ip(ip.to_canonical()),
+            Err(_) => {
+                let mut end = entry.len().min(MAX_NAME);
+                while !entry.is_char_boundary(end) {
+                    end -= 1;
+                }
+                return Client::Named(entry[..end].to_owned());
+            }
         }
     }
-    peer_ip
+    Client::Ip(peer_ip)
 }
 
 #[cfg(test)]
@@ -90,6 +115,46 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_str(xff).unwrap());
         h
+    }
+
+    fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+        match client(peer, headers, trusted) {
+            Client::Ip(ip) => ip,
+            Client::Named(name) => panic!("not an address: {name}"),
+        }
+    }
+
+    #[test]
+    fn forwarded_entries_may_carry_a_port_and_garbage_stays_apart() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let proxy: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        for (xff, want) in [
+            ("1.2.3.4:5678", "1.2.3.4"),
+            ("[2001:db8::1]:443", "2001:db8::1"),
+            ("2001:db8::2", "2001:db8::2"),
+            ("9.9.9.9, 1.2.3.4:80, 10.0.0.7:1", "1.2.3.4"),
+            ("[::ffff:1.2.3.4]:80", "1.2.3.4"),
+        ] {
+            assert_eq!(
+                client_ip(proxy, &headers(xff), &trusted).to_string(),
+                want,
+                "{xff}"
+            );
+        }
+        // Not an address: a name of its own, never the proxy's address.
+        assert_eq!(
+            client(proxy, &headers("unknown"), &trusted),
+            Client::Named("unknown".into())
+        );
+        assert_eq!(
+            client(proxy, &headers("1.2.3.4, _hidden1"), &trusted),
+            Client::Named("_hidden1".into())
+        );
+        let long = "x".repeat(500);
+        assert_eq!(
+            client(proxy, &headers(&long), &trusted),
+            Client::Named("x".repeat(64))
+        );
     }
 
     #[test]

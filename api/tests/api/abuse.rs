@@ -57,6 +57,34 @@ async fn auth_mutations_are_limited_per_client_ip_and_mutation() {
     );
 }
 
+/// Behind a trusted proxy, `ip:port` and `[v6]:port` entries name their
+/// client, and entries that are not addresses never merge every client into
+/// the proxy's bucket.
+#[tokio::test]
+async fn forwarded_clients_with_ports_or_names_keep_their_own_buckets() {
+    let app = spawn_app_with(|c| {
+        c.rate_limit_auth_per_minute = 2;
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    app.signed_up("rl@example.com").await;
+    for _ in 0..2 {
+        assert!(login_from(&app, "198.51.100.7:5678").await["data"]["login"].is_object());
+    }
+    // The same client on another port is the same client.
+    assert_eq!(
+        code(&login_from(&app, "198.51.100.7:6000").await),
+        "RATE_LIMITED"
+    );
+    for client in ["[2001:db8::1]:443", "unknown", "_hidden-a", "_hidden-b"] {
+        for _ in 0..2 {
+            let body = login_from(&app, client).await;
+            assert!(body["data"]["login"].is_object(), "{client}: {body}");
+        }
+    }
+    assert_eq!(code(&login_from(&app, "_hidden-a").await), "RATE_LIMITED");
+}
+
 #[tokio::test]
 async fn each_operation_of_a_batch_counts() {
     let app = spawn_app_with(|c| c.rate_limit_auth_per_minute = 2).await;

@@ -255,6 +255,14 @@ async fn roles_are_validated_and_permissions_change_at_the_next_request() {
     assert_eq!((code(&bad), field(&bad)), ("BAD_USER_INPUT", "name"));
     let bad = create(json!({ "name": "reader", "permissions": ["users:fly"] })).await;
     assert_eq!((code(&bad), field(&bad)), ("BAD_USER_INPUT", "permissions"));
+    // Bounded: a long list, or a huge unknown entry that is never echoed.
+    let many = vec!["users:read"; 33];
+    let bad = create(json!({ "name": "reader", "permissions": many })).await;
+    assert_eq!((code(&bad), field(&bad)), ("BAD_USER_INPUT", "permissions"));
+    let huge = "p".repeat(100_000);
+    let bad = create(json!({ "name": "reader", "permissions": [huge] })).await;
+    assert_eq!((code(&bad), field(&bad)), ("BAD_USER_INPUT", "permissions"));
+    assert!(bad.to_string().len() < 2_000, "the entry is not echoed");
     assert_eq!(
         create(json!({ "name": "reader", "permissions": ["users:read"] })).await["data"]["createRole"],
         json!({ "name": "reader", "builtIn": false })

@@ -102,6 +102,14 @@ async fn metrics_are_prometheus_text() {
         text.contains("route=\"/graphql\""),
         "labelled by matched route"
     );
+    // Latency is split by class: a registration hashes (auth), `me` reads.
+    let series = |class: &str| {
+        text.lines().any(|l| {
+            l.starts_with("usergraph_graphql_operation_duration_seconds_bucket{")
+                && l.contains(&format!("class=\"{class}\""))
+        })
+    };
+    assert!(series("auth") && series("read"), "{text}");
 }
 
 #[tokio::test]
@@ -244,8 +252,12 @@ async fn query_limits() {
     }
     let body = app.gql(&format!("{{ {nested} }}"), json!({}), None).await;
     assert_eq!(code(&body), "QUERY_TOO_COMPLEX", "{body}");
+    // Eleven registrations: an answer per operation, and none of them ran.
     let batch: Vec<Value> = (0..11)
-        .map(|_| json!({ "query": "{ me { id } }" }))
+        .map(|i| json!({
+            "query": "mutation($i: RegisterInput!) { register(input: $i) { accessToken } }",
+            "variables": { "i": { "email": format!("batch{i}@example.com"), "password": PASSWORD } },
+        }))
         .collect();
     let res = app
         .client
@@ -254,9 +266,18 @@ async fn query_limits() {
         .send()
         .await
         .unwrap();
+    assert_eq!(res.status(), 200);
+    let answers: Vec<Value> = res.json().await.unwrap();
+    assert_eq!(answers.len(), 11);
+    for answer in &answers {
+        assert_eq!(code(answer), "QUERY_TOO_COMPLEX", "{answer}");
+        assert!(answer["data"].is_null(), "{answer}");
+    }
+    let login = app.login("batch0@example.com", PASSWORD).await;
     assert_eq!(
-        code(&res.json::<Value>().await.unwrap()),
-        "QUERY_TOO_COMPLEX"
+        code(&login),
+        "UNAUTHENTICATED",
+        "no account was created: {login}"
     );
     let ok: Vec<Value> = (0..2)
         .map(|_| json!({ "query": "{ me { id } }" }))
@@ -341,16 +362,42 @@ async fn graphiql_and_introspection_are_off_in_production() {
         .await
         .unwrap();
     assert_eq!(page.status(), 400);
-    let body = app
-        .gql("{ __schema { types { name } } }", json!({}), None)
-        .await;
-    assert_eq!(
-        body["data"]["__schema"],
-        json!(null),
-        "no schema leaks: {body}"
-    );
-    let typo = app.gql("{ mee { id } }", json!({}), None).await;
+    for probe in [
+        "{ __schema { types { name } } }",
+        "{ __type(name: \"User\") { fields { name } } }",
+        "query Q { me { id } ...F } fragment F on Query { __schema { queryType { name } } }",
+    ] {
+        let body = app.gql(probe, json!({}), None).await;
+        assert!(
+            body.get("data").is_none() || body["data"].is_null(),
+            "no data: {body}"
+        );
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{body}"
+        );
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Introspection is disabled"),
+            "{body}"
+        );
+    }
+    // __typename is not introspection: clients add it everywhere.
+    let typename = app.gql("{ __typename }", json!({}), None).await;
+    assert_eq!(typename["data"]["__typename"], "Query", "{typename}");
+    // A typo close to a real field ("users") gets no hint here, although
+    // a development server gives one.
+    let typo = app.gql("{ usrs { totalCount } }", json!({}), None).await;
+    assert!(typo["errors"][0]["message"].is_string(), "{typo}");
     assert!(!typo.to_string().contains("Did you mean"), "{typo}");
+    let dev = spawn_app().await;
+    let hinted = dev.gql("{ usrs { totalCount } }", json!({}), None).await;
+    assert!(
+        hinted.to_string().contains("Did you mean"),
+        "the probe is a real one: {hinted}"
+    );
 }
 
 #[tokio::test]
