@@ -284,6 +284,9 @@ impl Config {
                 }
             }
             (None, Some(secret)) => {
+                if secret.trim().is_empty() {
+                    return Err(err("JWT_SECRET", "must not be only whitespace"));
+                }
                 if secret.len() < 32 {
                     return Err(err("JWT_SECRET", "must be at least 32 bytes"));
                 }
@@ -745,6 +748,8 @@ mod tests {
         }
         let e = config(&[("JWT_SECRET", &format!(" {} ", "k".repeat(29)))]).unwrap_err();
         assert_eq!(e.var, "JWT_SECRET", "31 bytes with the spaces: too short");
+        let e = config(&[("JWT_SECRET", &" ".repeat(40))]).unwrap_err();
+        assert_eq!(e.var, "JWT_SECRET", "only whitespace");
     }
 
     #[test]

@@ -339,7 +339,11 @@ async fn resolve_reset_request(
     let meta = RequestMeta {
         ip: facts["ip"].as_str().and_then(|ip| ip.parse().ok()),
         user_agent: facts["userAgent"].as_str().map(str::to_owned),
-        forwarded_as: None,
+        // What a proxy named a client that had no address (see `ip_string`).
+        forwarded_as: facts["ip"]
+            .as_str()
+            .filter(|s| s.parse::<std::net::IpAddr>().is_err())
+            .map(str::to_owned),
     };
     let txn = Tx::begin(app).await?;
     // The row lock serialises two workers resolving requests for one

@@ -48,6 +48,7 @@ impl ExtensionFactory for Guard {
             limits: *self,
             seen: Mutex::new(None),
             request_id: Mutex::new(None),
+            operation: Mutex::new(None),
         })
     }
 }
@@ -58,6 +59,8 @@ struct GuardExtension {
     seen: Mutex<Option<(&'static str, String, &'static str)>>,
     /// Copied from the request data once it is attached (at parsing).
     request_id: Mutex<Option<String>>,
+    /// The `operationName` of the request (the operation that runs).
+    operation: Mutex<Option<String>>,
 }
 
 pub fn coded_error(message: impl Into<String>, code: &str) -> ServerError {
@@ -283,27 +286,34 @@ const HASHING_MUTATIONS: [&str; 6] = [
 ];
 
 /// The operation's class for latency objectives: `auth` (a mutation that
-/// hashes a password), `write` (another mutation) or `read`.
+/// hashes a password, also when reached through a fragment), `write`
+/// (another mutation) or `read`.
 fn class(
-    ops: &[(
-        Option<&async_graphql::Name>,
-        &async_graphql::Positioned<async_graphql::parser::types::OperationDefinition>,
-    )],
+    doc: &ExecutableDocument,
+    op: &async_graphql::parser::types::OperationDefinition,
 ) -> &'static str {
-    let mut class = "read";
-    for (_, op) in ops {
-        if op.node.ty != OperationType::Mutation {
-            continue;
-        }
-        let hashes = op.node.selection_set.node.items.iter().any(|item| {
-            matches!(&item.node, Selection::Field(f) if HASHING_MUTATIONS.contains(&f.node.name.node.as_str()))
-        });
-        if hashes {
-            return "auth";
-        }
-        class = "write";
+    fn hashes(doc: &ExecutableDocument, set: &SelectionSet, visited: &mut HashSet<String>) -> bool {
+        set.items.iter().any(|item| match &item.node {
+            Selection::Field(f) => HASHING_MUTATIONS.contains(&f.node.name.node.as_str()),
+            Selection::InlineFragment(inline) => {
+                hashes(doc, &inline.node.selection_set.node, visited)
+            }
+            Selection::FragmentSpread(spread) => {
+                let name = spread.node.fragment_name.node.as_str();
+                visited.insert(name.to_owned())
+                    && doc.fragments.get(name).is_some_and(|fragment| {
+                        hashes(doc, &fragment.node.selection_set.node, visited)
+                    })
+            }
+        })
     }
-    class
+    match op.ty {
+        OperationType::Mutation if hashes(doc, &op.selection_set.node, &mut HashSet::new()) => {
+            "auth"
+        }
+        OperationType::Mutation => "write",
+        _ => "read",
+    }
 }
 
 fn kind(op: OperationType) -> &'static str {
@@ -377,6 +387,9 @@ impl Extension for GuardExtension {
                 "QUERY_TOO_COMPLEX",
             ));
         }
+        if let Ok(mut slot) = self.operation.lock() {
+            slot.clone_from(&request.operation_name);
+        }
         // A document that does not parse is the engine's to report.
         if let Ok(doc) = request.parsed_query() {
             self.check_limits(doc)?;
@@ -402,7 +415,13 @@ impl Extension for GuardExtension {
             } else {
                 "multiple".into()
             };
-            let class = class(&ops);
+            // The operation that runs: the one named, else the only one.
+            let wanted = self.operation.lock().ok().and_then(|o| o.clone());
+            let chosen = match wanted {
+                Some(w) => ops.iter().find(|(n, _)| n.is_some_and(|n| n.as_str() == w)),
+                None => ops.first(),
+            };
+            let class = chosen.map_or("read", |(_, op)| class(&doc, &op.node));
             if let Ok(mut seen) = self.seen.lock() {
                 *seen = Some((kind(op.node.ty), label, class));
             }
@@ -557,6 +576,36 @@ mod tests {
     use async_graphql::parser::parse_query;
 
     use super::{Shape, Unmeasurable, measure};
+
+    #[test]
+    fn hashing_mutations_are_classed_auth_through_fragments_too() {
+        let class_of = |query: &str| {
+            let doc = parse_query(query).unwrap();
+            let (_, op) = doc.operations.iter().next().unwrap();
+            super::class(&doc, &op.node)
+        };
+        assert_eq!(class_of("{ me { id } }"), "read");
+        assert_eq!(class_of("mutation { logout }"), "write");
+        assert_eq!(
+            class_of("mutation { a: login(input: {}) { accessToken } }"),
+            "auth"
+        );
+        assert_eq!(
+            class_of("mutation { ... on Mutation { register(input: {}) { accessToken } } }"),
+            "auth"
+        );
+        assert_eq!(
+            class_of(
+                "mutation { ...F } fragment F on Mutation { ...G } fragment G on Mutation { login(input: {}) { accessToken } }"
+            ),
+            "auth"
+        );
+        assert_eq!(
+            class_of("mutation { ...F } fragment F on Mutation { logout ...F }"),
+            "write",
+            "a cycle ends"
+        );
+    }
 
     fn shape(query: &str) -> Result<Shape, Unmeasurable> {
         let doc = parse_query(query).unwrap();

@@ -80,15 +80,16 @@ pub fn client(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Clien
     if !is_trusted(&peer_ip) {
         return Client::Ip(peer_ip);
     }
+    // Split before decoding: a stray non-ASCII byte a client put in its own
+    // entry must not erase the entry the proxy appended to the same line.
     let forwarded = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(|piece| String::from_utf8_lossy(piece).trim().to_owned())
         .filter(|e| !e.is_empty())
         .collect::<Vec<_>>();
-    for entry in forwarded.iter().rev() {
+    for entry in forwarded.iter().map(String::as_str).rev() {
         let parsed = entry
             .parse::<IpAddr>()
             .or_else(|_| entry.parse::<SocketAddr>().map(|s| s.ip()));
@@ -150,6 +151,13 @@ mod tests {
             client(proxy, &headers("1.2.3.4, _hidden1"), &trusted),
             Client::Named("_hidden1".into())
         );
+        // A byte that is not ASCII spoils only its own entry.
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\x80junk, 1.2.3.4").unwrap(),
+        );
+        assert_eq!(client_ip(proxy, &h, &trusted).to_string(), "1.2.3.4");
         let long = "x".repeat(500);
         assert_eq!(
             client(proxy, &headers(&long), &trusted),

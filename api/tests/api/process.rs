@@ -89,6 +89,8 @@ async fn sigterm_drains_in_flight_requests() {
     assert_eq!(
         std::process::Command::new(BIN)
             .env_clear()
+            .envs(std::env::var_os("LLVM_PROFILE_FILE").map(|v| ("LLVM_PROFILE_FILE", v)))
+            .current_dir(std::env::temp_dir())
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .arg("healthcheck")
             .status()
