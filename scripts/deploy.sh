@@ -6,7 +6,7 @@ set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-readonly EX_RENDER=10 EX_APPLY=11 EX_MIGRATE=12 EX_ROLLED_BACK=13 EX_ROLLBACK_FAILED=14
+readonly EX_RENDER=10 EX_APPLY=11 EX_MIGRATE=12 EX_ROLLED_BACK=13 EX_ROLLBACK_FAILED=14 EX_TF_DRIFT=15
 
 usage() {
   cat <<EOF
@@ -18,14 +18,23 @@ the Jobs of the overlay itself are the migration):
   1. render both with kustomize, the image tag set through a temporary
      kustomization (images: newTag [newName]), and split the result into
      prerequisites, the migration Job and the usergraph Deployment;
-  2. apply the prerequisites (namespace, config, services, policies, the
-     in-cluster database of dev, ...) and wait for their workloads;
+  2. apply the prerequisites (config, services, policies, ExternalSecrets,
+     the backup CronJob, the in-cluster database of dev, ...) and wait for
+     their workloads and for every ExternalSecret to be Ready (its Secret
+     written by the External Secrets Operator);
   3. replace the migration Job and wait for it (kubectl wait
      --for=condition=complete); a failed migration stops here, nothing rolled;
   4. apply the Deployment and wait for kubectl rollout status;
   5. when the rollout fails: kubectl rollout undo, wait again, exit non-zero.
 
-TAG is an image tag ([A-Za-z0-9_][A-Za-z0-9_.-]*) or a digest (sha256:<64 hex>).
+TAG is an image tag ([A-Za-z0-9_][A-Za-z0-9_.-]*) or a digest (sha256:<64 hex>);
+CI deploys the digest it built and signed.
+
+Values that come from Terraform (certificate, backup bucket, owner secret,
+the load balancer's subnets) are in k8s/overlays/ENV/terraform/
+terraform-outputs.env: the render is refused while one still reads
+REPLACE-WITH-... (fill it as docs/deployment.md says). With
+--terraform-outputs, the file is compared with the state first.
 
 Options:
   --dry-run              print the commands instead of running them
@@ -36,6 +45,9 @@ Options:
   --repository REPO      pull the image from REPO instead (kustomize newName,
                          e.g. ghcr.io/acme/usergraph; default: \$UG_IMAGE_REPOSITORY)
   --skip-migrate         do not run the migration Job (emergency use only)
+  --terraform-outputs FILE
+                         JSON of "terraform output -json" for ENV: refuse to
+                         deploy when terraform-outputs.env differs from it
   -h, --help             show this help
 
 Environment:
@@ -51,15 +63,19 @@ Exit codes:
   2  bad command line
   3  a required tool is missing (kubectl)
   4  wrong kubectl context, or no overlay for ENV
-  10 kustomize render failed (or no usergraph Deployment / migration Job in it)
+  10 kustomize render failed (or no usergraph Deployment / migration Job in
+     it, or a Terraform value is still a REPLACE-WITH- placeholder)
   11 kubectl apply failed
-  12 migration Job failed or timed out (the running version is untouched)
+  12 migration Job failed or timed out, or a prerequisite (in-cluster
+     database, ExternalSecret) did not become ready (the running version is
+     untouched)
   13 rollout failed; rolled back to the previous revision
   14 rollout failed and the rollback failed too: act now (see docs/runbook.md)
+  15 --terraform-outputs: the overlay's Terraform values differ from the state
 EOF
 }
 
-ENV_NAME='' TAG='' IMAGE="${UG_IMAGE:-}" REPOSITORY="${UG_IMAGE_REPOSITORY:-}" SKIP_MIGRATE=0
+ENV_NAME='' TAG='' IMAGE="${UG_IMAGE:-}" REPOSITORY="${UG_IMAGE_REPOSITORY:-}" SKIP_MIGRATE=0 TF_OUTPUTS=''
 ROLLOUT_TIMEOUT="${ROLLOUT_TIMEOUT:-300s}"
 MIGRATE_TIMEOUT="${MIGRATE_TIMEOUT:-600s}"
 DEPLOYMENT="${UG_DEPLOYMENT:-usergraph}"
@@ -74,6 +90,7 @@ while (($#)); do
     --image) [[ $# -ge 2 ]] || usage_error "--image needs a value"; IMAGE="$2"; shift ;;
     --repository) [[ $# -ge 2 ]] || usage_error "--repository needs a value"; REPOSITORY="$2"; shift ;;
     --skip-migrate) SKIP_MIGRATE=1 ;;
+    --terraform-outputs) [[ $# -ge 2 ]] || usage_error "--terraform-outputs needs a file"; TF_OUTPUTS="$2"; shift ;;
     --) shift; args+=("$@"); break ;;
     -*) usage_error "unknown option: $1" ;;
     *) args+=("$1") ;;
@@ -91,10 +108,36 @@ for d in "$ROLLOUT_TIMEOUT" "$MIGRATE_TIMEOUT"; do
   [[ "$d" =~ ^[0-9]+(s|m|h)?$ ]] || usage_error "invalid duration '$d' (e.g. 300s, 10m)"
 done
 
+[[ -z "$TF_OUTPUTS" || -r "$TF_OUTPUTS" ]] || usage_error "cannot read --terraform-outputs file '$TF_OUTPUTS'"
+
 # --- pre-flight ------------------------------------------------------------
 require_tool kubectl
 OVERLAY="$(overlay_dir "$ENV_NAME")"
 NS="$(namespace_for "$ENV_NAME")"
+TF_ENV_FILE="$OVERLAY/terraform/terraform-outputs.env"
+
+# check_terraform_outputs JSON: every key of terraform-outputs.env that is a
+# Terraform output in JSON (`terraform output -json`) must hold its value
+# (lists joined with commas, as trusted_proxies).
+check_terraform_outputs() {
+  local json="$1" key value want drift=0 checked=0
+  require_tool jq
+  [[ -f "$TF_ENV_FILE" ]] || die "$EX_CONTEXT" "no $TF_ENV_FILE to compare with $json"
+  jq -e 'type == "object"' "$json" >/dev/null 2>&1 || die "$EX_USAGE" "$json is not the JSON of terraform output -json"
+  while IFS='=' read -r key value; do
+    [[ "$key" =~ ^[a-z_][a-z0-9_]*$ ]] || continue
+    [[ "$(jq -r --arg k "$key" 'has($k)' "$json")" == true ]] || continue
+    want="$(jq -r --arg k "$key" '.[$k].value | if type == "array" then join(",") else tostring end' "$json")"
+    checked=$((checked + 1))
+    if [[ "$want" != "$value" ]]; then
+      log_error "${TF_ENV_FILE#"$UG_REPO_ROOT"/}: $key=$value, but terraform output $key is $want"
+      drift=1
+    fi
+  done <"$TF_ENV_FILE"
+  ((drift == 0)) || die "$EX_TF_DRIFT" "the overlay's Terraform values differ from $json: update ${TF_ENV_FILE#"$UG_REPO_ROOT"/} (docs/deployment.md)"
+  log_ok "$checked Terraform value(s) of the overlay match $json"
+}
+[[ -z "$TF_OUTPUTS" ]] || check_terraform_outputs "$TF_OUTPUTS"
 check_kube_context "$ENV_NAME"
 log_step "deploy usergraph:$TAG to $ENV_NAME (namespace $NS, overlay ${OVERLAY#"$UG_REPO_ROOT"/})"
 [[ "$DRY_RUN" == 1 ]] && log_info "dry-run: commands are printed, nothing is run"
@@ -190,7 +233,7 @@ fi
 
 PREREQS="$WORK/split/prereqs.yaml" JOB="$WORK/split/job.yaml" APP="$WORK/split/app.yaml"
 mkdir -p "$WORK/split"
-WAIT_FOR=() JOB_NAMES=()
+WAIT_FOR=() JOB_NAMES=() EXTERNAL_SECRETS=()
 if [[ "$DRY_RUN" != 1 ]]; then
   {
     split_manifests "$RENDERED" "$WORK/split"
@@ -202,10 +245,18 @@ if [[ "$DRY_RUN" != 1 ]]; then
     die "$EX_RENDER" "the build has no migration Job (pass --skip-migrate to deploy without one)"
   fi
   grep -qE "image:.*[:@]${TAG}([\"']|$)" "$APP" || die "$EX_RENDER" "the rendered Deployment does not use tag $TAG (is --image right?)"
+  # A value Terraform must provide that nobody filled in yet.
+  if grep -h 'REPLACE-WITH-' "$RENDERED" ${MIGRATE_OVERLAY:+"$WORK/migrate.yaml"} >"$WORK/placeholders.txt"; then
+    sed 's/^[[:space:]]*/  /' "$WORK/placeholders.txt" | sort -u >&2
+    die "$EX_RENDER" "the render still holds REPLACE-WITH- placeholders: fill ${TF_ENV_FILE#"$UG_REPO_ROOT"/} from terraform output (docs/deployment.md)"
+  fi
   # Workloads among the prerequisites (dev's PostgreSQL and Redis) must be up
   # before the migration runs.
   mapfile -t WAIT_FOR < <(sed -nE 's#^(StatefulSet|Deployment)/([^ ]+) -> .*/prereqs\.yaml$#\L\1\E/\2#p' "$WORK/split.txt")
   mapfile -t JOB_NAMES < <(sed -nE 's#^Job/([^ ]+) .*#\1#p' "$WORK/split.txt")
+  # The External Secrets Operator writes the Secrets the Job and the pods
+  # read; wait for them rather than for a Job stuck on a missing Secret.
+  mapfile -t EXTERNAL_SECRETS < <(sed -nE 's#^ExternalSecret/([^ ]+) -> .*#\1#p' "$WORK/split.txt" | sort -u)
 fi
 
 # --- 2. prerequisites ------------------------------------------------------
@@ -213,6 +264,12 @@ if [[ "$DRY_RUN" == 1 || -s "$PREREQS" ]]; then
   log_step "apply prerequisites"
   run kubectl apply -f "$PREREQS" || die "$EX_APPLY" "kubectl apply of the prerequisites failed"
 fi
+for es in "${EXTERNAL_SECRETS[@]+"${EXTERNAL_SECRETS[@]}"}"; do
+  if ! run kubectl -n "$NS" wait --for=condition=Ready "externalsecret/$es" --timeout="$MIGRATE_TIMEOUT"; then
+    kubectl -n "$NS" describe "externalsecret/$es" >&2 || true
+    die "$EX_MIGRATE" "externalsecret/$es is not Ready (is the External Secrets Operator running, and the secret store reachable?): nothing rolled out"
+  fi
+done
 if [[ "$SKIP_MIGRATE" != 1 ]]; then
   for w in "${WAIT_FOR[@]+"${WAIT_FOR[@]}"}"; do
     run kubectl -n "$NS" rollout status "$w" --timeout="$MIGRATE_TIMEOUT" ||

@@ -12,7 +12,9 @@ usage() {
 Usage: $(ug_prog) [options] DUMP ENV|URL
 
 Restore DUMP (a local path or s3://..., with DUMP.sha256 beside it) into the
-database of ENV (dev | prod) or of a postgres:// URL.
+database of ENV (dev | prod) or of a postgres:// URL. DUMP may also be an S3
+prefix ending in / (the backup CronJob's s3://<bucket>/<prefix>/<env>/): the
+newest <name>-<UTC stamp>.dump under it is restored.
 
   1. verify DUMP against DUMP.sha256 (refuses when missing or different) and
      that pg_restore can read the archive;
@@ -77,6 +79,25 @@ DB="$(url_dbname "$URL")"
 [[ "$DB" =~ ^[A-Za-z_][A-Za-z0-9_-]{0,62}$ ]] || die "$EX_USAGE" "unsupported database name '$DB'"
 
 # --- 1. fetch and verify ---------------------------------------------------
+# newest_dump PREFIX: the key of the newest *-<stamp>.dump under an S3 prefix.
+newest_dump() {
+  local name
+  name="$(aws s3 ls "$1" | awk '{ print $NF }' |
+    sed -nE 's/^(.*-([0-9]{8}T[0-9]{6}Z)\.dump)$/\2 \1/p' | LC_ALL=C sort | tail -n1 | cut -d' ' -f2)" ||
+    die "$EX_DOWNLOAD" "aws s3 ls $1 failed"
+  [[ -n "$name" ]] || die "$EX_DOWNLOAD" "no *-<stamp>.dump under $1"
+  printf '%s%s\n' "$1" "$name"
+}
+if [[ "$DUMP" == s3://*/ ]]; then
+  log_step "find the newest dump under $DUMP"
+  if [[ "$DRY_RUN" == 1 ]]; then
+    run aws s3 ls "$DUMP"
+    DUMP="${DUMP}<newest>.dump"
+  else
+    DUMP="$(newest_dump "$DUMP")"
+    log_info "newest: $DUMP"
+  fi
+fi
 if [[ "$DUMP" == s3://* ]]; then
   make_tmp_dir DL
   log_step "download $DUMP"

@@ -14,8 +14,11 @@ Usage: $(ug_prog) [options] ENV [REVISION]
 Roll deployment/usergraph in ENV (dev | prod) back with kubectl rollout undo:
 to the previous revision, or to REVISION (a number from the history shown).
 Shows the rollout history, asks for confirmation, undoes, then waits for
-kubectl rollout status. Database migrations are NOT rolled back (they are
-written to be backward compatible; see docs/runbook.md#rollback).
+kubectl rollout status. The previous revision comes back with its image and
+its configuration (the ConfigMap usergraph-config-<hash> it names: the
+configuration is content-hashed, and deploys never delete an old one).
+Secrets and database migrations are NOT rolled back (migrations are written
+to be backward compatible; see docs/runbook.md#rollback).
 
 Options:
   -y, --yes        do not ask for confirmation (required when stdin is not a

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Offline wiring check for the Terraform tree (default: ./terraform).
 
-Why: `terraform validate` needs `terraform init`, which downloads the AWS
-provider from the registry; CI and the dev machines here have no registry, so
-the usual safety net is gone. This script parses every .tf and .tfvars file
-with python-hcl2 and checks the references that tie the tree together, the
-mistakes a refactor typically leaves behind:
+Why: `terraform validate` needs `terraform init` and the provider; check.sh
+runs it when the AWS provider mirror is on the machine (step
+terraform-validate) and skips it otherwise. This check needs neither: it
+parses every .tf and .tfvars file with python-hcl2 and checks the references
+that tie the tree together, the mistakes a refactor typically leaves behind:
 
   * var.X      - variable "X" is declared in the same directory;
   * local.X    - some locals block of the same directory defines X;
@@ -18,14 +18,19 @@ mistakes a refactor typically leaves behind:
                  aws_vpc.this) - such a resource / data block exists in the
                  same directory. Checked everywhere, outputs included, so an
                  output cannot point at something that is not there;
-  * *.tfvars   - every key is a variable declared in the root directory.
+  * *.tfvars   - every key is a variable declared in the root directory;
+  * providers  - the configuration needs the AWS provider only: no other
+                 required_providers entry, no resource or data source of
+                 another provider (random_*, tls_*, ...), no provider block
+                 for one (--providers widens the list).
 
 Declared-but-unused variables are reported as warnings only.
 String literals are ignored: only the expression parts of values (python-hcl2
 keeps them as ${...}) are searched, so a description that mentions "var.x"
 is not a reference.
 
-Usage:  tf_wiring_check.py [TERRAFORM_DIR]      (pip install "python-hcl2>=7")
+Usage:  tf_wiring_check.py [--providers aws[,NAME...]] [TERRAFORM_DIR]
+        (pip install "python-hcl2>=7")
 Install python-hcl2 in its own venv: checkov depends on bc-python-hcl2, which
 ships a different package under the same import name `hcl2`.
 Exit status: 0 = clean, 1 = wiring errors (each names file, block and
@@ -46,6 +51,9 @@ except ImportError:
 
 # moved/removed name state addresses, not values: "from" is gone by design.
 MOVE_BLOCKS = {"moved", "removed"}
+ALLOWED_PROVIDERS = {"aws"}
+# Types that belong to Terraform itself, not to a provider.
+BUILTIN_TYPES = {"terraform_data", "null_resource"}
 MODULE_META_ARGS = {"source", "version", "providers", "count", "for_each", "depends_on"}
 NAME = r"[A-Za-z_][\w-]*"
 NOT_AFTER = r"(?<![\w.])"  # not part of a longer name or attribute path
@@ -139,6 +147,7 @@ class Dir:
     modules: dict[str, tuple[Path, dict]] = field(default_factory=dict)
     outputs: set[str] = field(default_factory=set)
     providers: set[str] = field(default_factory=set)
+    provider_blocks: set[str] = field(default_factory=set)
     refs: list[Ref] = field(default_factory=list)
     moves: list[tuple[Path, str, dict]] = field(default_factory=list)
 
@@ -200,6 +209,8 @@ def register(d: Dir, tf: Path, block_type: str, entry: dict) -> None:
     elif block_type == "terraform":
         for rp in entry.get("required_providers", []):
             d.providers.update(k for k, _ in items(rp))
+    elif block_type == "provider":
+        d.provider_blocks.update(unquote(n) for n, _ in items(entry))
 
 
 def line_of(path: Path, needle: str) -> str:
@@ -259,7 +270,23 @@ def check_module_calls(d: Dir, dirs: dict[Path, Dir], errors: list[str]) -> None
             errors.append(f'{where}: omits required variable "{name}" of {rel(target)} (no default)')
 
 
-def check(root: Path) -> tuple[list[str], list[str]]:
+def check_providers(d: Dir, allowed: set[str], errors: list[str]) -> None:
+    """Only the allowed providers: required, configured, or used by a block type."""
+    for name in sorted(d.providers - allowed):
+        errors.append(f"{d.path}: required_providers lists {name}; only {', '.join(sorted(allowed))} may be required")
+    for name in sorted(d.provider_blocks - allowed):
+        errors.append(f'{d.path}: provider "{name}" block; only {", ".join(sorted(allowed))} may be configured')
+    for kind, addresses in (("resource", d.resources), ("data", d.data)):
+        for address in sorted(addresses):
+            rtype = address.split(".")[0]
+            if rtype in BUILTIN_TYPES:
+                continue
+            if not any(rtype.startswith(p + "_") for p in allowed):
+                errors.append(f"{d.path}: {kind} {address} belongs to provider {rtype.split('_')[0]}; "
+                              f"only {', '.join(sorted(allowed))} is allowed")
+
+
+def check(root: Path, allowed: set[str] = ALLOWED_PROVIDERS) -> tuple[list[str], list[str]]:
     errors: list[str] = []
     warnings: list[str] = []
     tf_dirs = sorted({p.parent for p in root.rglob("*.tf") if ".terraform" not in p.parts})
@@ -279,6 +306,7 @@ def check(root: Path) -> tuple[list[str], list[str]]:
                     errors.append(f'{line_of(tf, f"module.{mod}")}: {block_type}: module "{mod}" is not declared in {d.path}')
         used_vars = check_refs(d, dirs, res_re, errors)
         check_module_calls(d, dirs, errors)
+        check_providers(d, allowed, errors)
         for name in sorted(d.variables.keys() - used_vars):
             warnings.append(f'{d.path}: variable "{name}" is declared but never used')
 
@@ -302,8 +330,14 @@ def module_dir(d: Dir, mod: str) -> Path | None:
 
 
 def main() -> int:
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else "terraform")
-    errors, warnings = check(root)
+    args = sys.argv[1:]
+    allowed = set(ALLOWED_PROVIDERS)
+    if "--providers" in args:
+        i = args.index("--providers")
+        allowed = {p for p in args[i + 1].split(",") if p}
+        del args[i:i + 2]
+    root = Path(args[0] if args else "terraform")
+    errors, warnings = check(root, allowed)
     for w in warnings:
         print(f"warning: {w}")
     for e in errors:
@@ -311,7 +345,7 @@ def main() -> int:
     if errors:
         print(f"tf_wiring_check: {len(errors)} wiring error(s) in {root}")
         return 1
-    print(f"tf_wiring_check: OK ({root}: variables, locals, modules, outputs and tfvars wired)")
+    print(f"tf_wiring_check: OK ({root}: variables, locals, modules, outputs and tfvars wired; providers: {', '.join(sorted(allowed))})")
     return 0
 
 

@@ -1,11 +1,23 @@
-# usergraph — reference AWS deployment.
+# usergraph — reference AWS deployment. One state per environment
+# (environments/<env>.tfvars); the only provider is hashicorp/aws.
 #
-#   VPC (3 AZ, public + private subnets, NAT) ─┬─ EKS (managed nodes, IRSA)
-#                                               ├─ RDS PostgreSQL 15 (private)
-#                                               └─ ElastiCache Redis 7 cluster (private, TLS + AUTH)
-#   Secrets Manager (DB creds, JWT secret, Redis AUTH) ── read by the usergraph pod via IRSA
-#   S3 backup bucket ── written by the usergraph pod (backup prefix only)
+#   VPC (3 AZ, public + private subnets, NAT)
+#    ├─ EKS Auto Mode (nodes, ALB, EBS, network policies, Pod Identity)
+#    │    + metrics-server add-on; access entries: admins, the deploy role
+#    ├─ CodeBuild-hosted GitHub Actions runners (private subnets) ── the
+#    │    only path from CD to the private API endpoint
+#    ├─ RDS PostgreSQL 15 (private; master password managed by RDS;
+#    │    optional read replica)
+#    └─ ElastiCache Redis 7 cluster (private, TLS + AUTH)
+#   ACM certificate (DNS-validated in Route 53) ── IngressClassParams alb
+#   Secrets Manager usergraph/<env>/{db-app,jwt,redis,connection} + the
+#     RDS-managed owner secret ── External Secrets Operator (Pod Identity)
+#   S3 backup bucket ── backup CronJob (Pod Identity, one prefix)
+#   GitHub OIDC provider + deploy role ── the workflow's deploy jobs
 #   CloudWatch (log groups, alarms) ── SNS
+#
+# What each Kubernetes object the manifests reference comes from:
+# docs/platform.md.
 #
 # Usage:  terraform init && terraform plan -var-file=environments/dev.tfvars
 
@@ -30,15 +42,16 @@ locals {
 
   # Names are fixed here and handed to both the module that creates a resource
   # and the cloudwatch module that alarms on it, so the dependency graph stays
-  # one-way: cloudwatch -> vpc -> eks -> rds/redis, secrets -> rds/redis/iam.
-  cluster_name        = local.name
-  db_identifier       = "${local.name}-postgres"
-  db_name             = "usergraph"
-  db_username         = "usergraph_admin"
-  db_port             = 5432
-  redis_group_id      = "${local.name}-redis"
-  redis_port          = 6379
-  service_account_sub = "system:serviceaccount:${var.k8s_namespace}:${var.k8s_service_account}"
+  # one-way: cloudwatch -> vpc -> ci_runner -> eks -> rds/redis -> secrets
+  # (connection) -> iam.
+  cluster_name   = local.name
+  db_identifier  = "${local.name}-postgres"
+  db_name        = "usergraph"
+  db_username    = "usergraph_admin" # owner of the database; changing it replaces the instance
+  db_port        = 5432
+  redis_group_id = "${local.name}-redis"
+  redis_port     = 6379
+  secret_prefix  = "${var.project}/${var.environment}"
 }
 
 module "cloudwatch" {
@@ -69,6 +82,18 @@ module "vpc" {
   log_retention_days = var.log_retention_days
 }
 
+module "ci_runner" {
+  source = "./modules/ci_runner"
+
+  name               = "${local.name}-gha-runner"
+  vpc_id             = module.vpc.vpc_id
+  subnet_ids         = module.vpc.private_subnet_ids
+  github_repository  = var.github_repository
+  codeconnection_arn = var.github_codeconnection_arn
+  kms_key_arn        = module.cloudwatch.kms_key_arn
+  log_retention_days = var.log_retention_days
+}
+
 module "eks" {
   source = "./modules/eks"
 
@@ -79,41 +104,63 @@ module "eks" {
   endpoint_public_access = var.eks_endpoint_public_access
   public_access_cidrs    = var.eks_public_access_cidrs
   admin_principal_arns   = var.eks_admin_principal_arns
-  node_groups            = var.eks_node_groups
+  node_pools             = var.eks_node_pools
+  metrics_server_version = var.eks_metrics_server_version
   log_kms_key_arn        = module.cloudwatch.kms_key_arn
   log_retention_days     = var.log_retention_days
+
+  api_allowed_security_group_ids = {
+    ci_runner = module.ci_runner.security_group_id
+  }
+}
+
+module "certificate" {
+  source = "./modules/certificate"
+
+  zone_name    = var.route53_zone_name
+  domain_name  = var.api_domain_name
+  alb_hostname = var.api_alb_hostname
 }
 
 module "secrets" {
   source = "./modules/secrets"
 
-  name                   = local.name
-  recovery_window_days   = var.secret_recovery_window_days
-  db_rotation_lambda_arn = var.db_rotation_lambda_arn
-  db_rotation_days       = var.db_rotation_days
+  name                 = local.name
+  prefix               = local.secret_prefix
+  recovery_window_days = var.secret_recovery_window_days
+  db_app_username      = var.db_app_username
+
+  connection = {
+    db_host      = module.rds.address
+    db_port      = module.rds.port
+    db_name      = local.db_name
+    db_read_host = module.rds.reader_address
+    redis_host   = module.redis.configuration_endpoint
+    redis_port   = module.redis.port
+  }
 }
 
 module "rds" {
   source = "./modules/rds"
 
-  identifier                 = local.db_identifier
-  vpc_id                     = module.vpc.vpc_id
-  subnet_ids                 = module.vpc.private_subnet_ids
-  allowed_security_group_ids = [module.eks.node_security_group_id]
-  instance_class             = var.db_instance_class
-  allocated_storage_gb       = var.db_allocated_storage_gb
-  max_allocated_storage_gb   = var.db_max_allocated_storage_gb
-  multi_az                   = var.db_multi_az
-  db_name                    = local.db_name
-  username                   = local.db_username
-  password                   = module.secrets.db_password
-  credentials_secret_arn     = module.secrets.db_secret_arn
-  port                       = local.db_port
-  backup_retention_days      = var.db_backup_retention_days
-  deletion_protection        = var.db_deletion_protection
-  slow_query_ms              = var.db_slow_query_ms
-  log_kms_key_arn            = module.cloudwatch.kms_key_arn
-  log_retention_days         = var.log_retention_days
+  identifier                     = local.db_identifier
+  vpc_id                         = module.vpc.vpc_id
+  subnet_ids                     = module.vpc.private_subnet_ids
+  allowed_security_group_ids     = { eks_cluster = module.eks.cluster_security_group_id }
+  instance_class                 = var.db_instance_class
+  allocated_storage_gb           = var.db_allocated_storage_gb
+  max_allocated_storage_gb       = var.db_max_allocated_storage_gb
+  multi_az                       = var.db_multi_az
+  read_replica                   = var.db_read_replica
+  db_name                        = local.db_name
+  username                       = local.db_username
+  master_user_secret_kms_key_arn = module.secrets.kms_key_arn
+  port                           = local.db_port
+  backup_retention_days          = var.db_backup_retention_days
+  deletion_protection            = var.db_deletion_protection
+  slow_query_ms                  = var.db_slow_query_ms
+  log_kms_key_arn                = module.cloudwatch.kms_key_arn
+  log_retention_days             = var.log_retention_days
 }
 
 module "redis" {
@@ -122,7 +169,7 @@ module "redis" {
   replication_group_id       = local.redis_group_id
   vpc_id                     = module.vpc.vpc_id
   subnet_ids                 = module.vpc.private_subnet_ids
-  allowed_security_group_ids = [module.eks.node_security_group_id]
+  allowed_security_group_ids = { eks_cluster = module.eks.cluster_security_group_id }
   node_type                  = var.redis_node_type
   num_shards                 = var.redis_num_shards
   replicas_per_shard         = var.redis_replicas_per_shard
@@ -147,13 +194,24 @@ module "s3" {
 module "iam" {
   source = "./modules/iam"
 
-  name                = local.name
-  oidc_provider_arn   = module.eks.oidc_provider_arn
-  oidc_issuer         = module.eks.oidc_issuer
-  service_account_sub = local.service_account_sub
-  secret_arns         = module.secrets.app_secret_arns
+  name         = local.name
+  cluster_name = module.eks.cluster_name
+  cluster_arn  = module.eks.cluster_arn
+  namespace    = var.k8s_namespace
+
+  backup_service_account           = var.k8s_backup_service_account
+  external_secrets_namespace       = var.external_secrets_namespace
+  external_secrets_service_account = var.external_secrets_service_account
+
+  app_secret_arns     = module.secrets.secret_arns
+  db_owner_secret_arn = module.rds.master_user_secret_arn
   secrets_kms_key_arn = module.secrets.kms_key_arn
   backup_bucket_arn   = module.s3.backup_bucket_arn
   backup_prefix       = var.backup_prefix
   backup_kms_key_arn  = module.s3.kms_key_arn
+
+  github_repository        = var.github_repository
+  github_environment       = var.github_environment
+  github_oidc_provider_arn = var.github_oidc_provider_arn
+  deploy_kubernetes_group  = var.deploy_kubernetes_group
 }

@@ -66,13 +66,13 @@ variable "single_nat_gateway" {
 # -------------------------------------------------------------------- eks ----
 
 variable "eks_cluster_version" {
-  description = "Kubernetes version of the EKS control plane."
+  description = "Kubernetes version of the EKS control plane. Must be in EKS standard support; see docs/runbook.md (EKS upgrade) for the dates and the procedure."
   type        = string
-  default     = "1.31"
+  default     = "1.35"
 }
 
 variable "eks_endpoint_public_access" {
-  description = "Expose the Kubernetes API publicly (restricted to eks_public_access_cidrs). Off = private endpoint only, reachable from inside the VPC (VPN, bastion or self-hosted CI runner)."
+  description = "Expose the Kubernetes API publicly (restricted to eks_public_access_cidrs). Off = private endpoint only, reachable from inside the VPC (the CodeBuild-hosted CI runners, a VPN or a bastion)."
   type        = bool
   default     = false
 }
@@ -94,25 +94,65 @@ variable "eks_admin_principal_arns" {
   default     = []
 }
 
-variable "eks_node_groups" {
-  description = "Managed node groups. desired_size is only the initial size; the cluster autoscaler owns it afterwards."
-  type = map(object({
-    instance_types = list(string)
-    capacity_type  = optional(string, "ON_DEMAND")
-    min_size       = number
-    max_size       = number
-    desired_size   = number
-    disk_size_gb   = optional(number, 50)
-    labels         = optional(map(string), {})
-  }))
-  default = {
-    general = {
-      instance_types = ["m6i.large"]
-      min_size       = 3
-      max_size       = 10
-      desired_size   = 3
-    }
-  }
+variable "eks_node_pools" {
+  description = "Built-in EKS Auto Mode node pools: general-purpose (workloads) and system (add-ons). Auto Mode sizes them; there is nothing to scale by hand."
+  type        = list(string)
+  default     = ["general-purpose", "system"]
+}
+
+variable "eks_metrics_server_version" {
+  description = "Version of the metrics-server EKS add-on (null = the default for the cluster version at install; set it after a Kubernetes upgrade, see docs/runbook.md)."
+  type        = string
+  default     = null
+}
+
+# ---------------------------------------------------------- ingress / TLS ----
+
+variable "route53_zone_name" {
+  description = "Public Route 53 hosted zone holding api_domain_name (and the ACM validation records)."
+  type        = string
+}
+
+variable "api_domain_name" {
+  description = "Public host name of the API: the Ingress host and the certificate's name."
+  type        = string
+}
+
+variable "api_alb_hostname" {
+  description = "DNS name of the ALB that EKS Auto Mode created for the Ingress (null before the first deploy; then set it and apply again to create the CNAME api_domain_name -> ALB)."
+  type        = string
+  default     = null
+}
+
+# -------------------------------------------------------------------- CD ----
+
+variable "github_repository" {
+  description = "owner/name of the GitHub repository whose workflow deploys (deploy role trust, runner webhook)."
+  type        = string
+  default     = "usergraph/usergraph"
+}
+
+variable "github_environment" {
+  description = "GitHub deployment environment allowed to assume this environment's deploy role (the workflow's environment: dev, production)."
+  type        = string
+}
+
+variable "github_oidc_provider_arn" {
+  description = "Existing IAM OIDC provider for token.actions.githubusercontent.com in this account; null = create it (one per account: when dev and prod share an account, give the second one the first one's ARN)."
+  type        = string
+  default     = null
+}
+
+variable "github_codeconnection_arn" {
+  description = "AWS CodeConnections connection to GitHub used by the CodeBuild runners (created once in the console); null = the account's default CodeBuild source credential."
+  type        = string
+  default     = null
+}
+
+variable "deploy_kubernetes_group" {
+  description = "Kubernetes RBAC group of the deploy role (bound by the platform manifests for the few cluster-scoped reads a deploy needs)."
+  type        = string
+  default     = "usergraph-deployers"
 }
 
 # -------------------------------------------------------------------- rds ----
@@ -139,6 +179,18 @@ variable "db_multi_az" {
   description = "Run a synchronous standby in a second AZ."
   type        = bool
   default     = true
+}
+
+variable "db_read_replica" {
+  description = "Build one read replica (DATABASE_READ_URL; its endpoint is db_read_host in <project>/<env>/connection)."
+  type        = bool
+  default     = false
+}
+
+variable "db_app_username" {
+  description = "PostgreSQL role of the application (DML only; created by the migration Job, which runs as the owner)."
+  type        = string
+  default     = "usergraph_app"
 }
 
 variable "db_backup_retention_days" {
@@ -209,37 +261,32 @@ variable "secret_recovery_window_days" {
   default     = 30
 }
 
-variable "db_rotation_lambda_arn" {
-  description = "ARN of a Secrets Manager rotation Lambda for the DB credentials (e.g. deployed from the SecretsManagerRDSPostgreSQLRotationSingleUser serverless application into the private subnets; add its security group to the RDS ingress). null = rotation not scheduled. Pods must be restarted (or re-read the secret) after a rotation."
-  type        = string
-  default     = null
-}
-
-variable "db_rotation_days" {
-  description = "Rotate the DB credentials every N days when db_rotation_lambda_arn is set."
-  type        = number
-  default     = 30
-
-  validation {
-    condition     = var.db_rotation_days >= 1 && var.db_rotation_days <= 90
-    error_message = "db_rotation_days must be 1-90."
-  }
-}
-
 variable "k8s_namespace" {
-  description = "Namespace of the usergraph ServiceAccount (IRSA trust)."
+  description = "Namespace of usergraph (deploy role's edit scope, backup ServiceAccount)."
   type        = string
   default     = "usergraph"
 }
 
-variable "k8s_service_account" {
-  description = "Name of the usergraph ServiceAccount (IRSA trust)."
+variable "k8s_backup_service_account" {
+  description = "ServiceAccount of the backup CronJob (Pod Identity: backup bucket prefix, owner DB secret)."
   type        = string
-  default     = "usergraph"
+  default     = "usergraph-backup"
+}
+
+variable "external_secrets_namespace" {
+  description = "Namespace of the External Secrets Operator."
+  type        = string
+  default     = "external-secrets"
+}
+
+variable "external_secrets_service_account" {
+  description = "ServiceAccount of the External Secrets Operator controller (Pod Identity: read the usergraph secrets)."
+  type        = string
+  default     = "external-secrets"
 }
 
 variable "backup_prefix" {
-  description = "Key prefix in the backup bucket that usergraph may write to."
+  description = "Key prefix in the backup bucket that the backup CronJob may write to."
   type        = string
   default     = "db-backups"
 }

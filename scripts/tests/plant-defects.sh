@@ -67,8 +67,8 @@ plant actionlint .github/workflows/ci-cd.yml "undefined matrix property" \
   "sed -i \"s/if: matrix.backend == 'sqlite'/if: matrix.backnd == 'sqlite'/\" .github/workflows/ci-cd.yml"
 plant shellcheck scripts/planted.sh "unquoted expansion in a new script" \
   "printf '#!/usr/bin/env bash\nrm -rf \$1/cache\n' >scripts/planted.sh"
-plant yamllint k8s/base/configmap.yaml "duplicate key" \
-  "printf '  RUST_LOG: debug\n' >>k8s/base/configmap.yaml"
+plant yamllint k8s/config/kustomization.yaml "duplicate key" \
+  "printf 'configMapGenerator: []\n' >>k8s/config/kustomization.yaml"
 plant terraform-fmt terraform/variables.tf "unformatted block" \
   "printf 'variable \"planted\" {\ndefault=\"x\"\n}\n' >>terraform/variables.tf"
 plant tf-wiring terraform/outputs.tf "output referencing an undeclared variable" \
@@ -85,6 +85,57 @@ plant script-tests scripts/deploy.sh "deploy.sh no longer rolls back" \
   "sed -i 's/rollout undo/rollout history/' scripts/deploy.sh"
 plant script-tests scripts/restore-db.sh "restore-db.sh skips the checksum" \
   "sed -i 's/\[\[ \"\$expected\" == \"\$actual\" \]\] ||/true ||/' scripts/restore-db.sh"
+# Platform seam (issue 11): the cluster's own objects, Alertmanager, the SLO
+# and backup alerts, the rendered secrets and Terraform values, the pipeline.
+plant kubernetes-validate k8s/platform/storageclass.yaml "unknown field in the platform's StorageClass" \
+  "sed -i 's/^allowVolumeExpansion: true\$/allowVolumeExpansion: true\nbogusField: 1/' k8s/platform/storageclass.yaml"
+plant amtool monitoring/alertmanager/alertmanager.yml "route to an undefined receiver" \
+  "sed -i 's/^  receiver: ticket\$/  receiver: nobody/' monitoring/alertmanager/alertmanager.yml"
+plant amtool monitoring/alertmanager/alertmanager.yml "a literal Slack webhook URL" \
+  "sed -i '0,/api_url_file: .*/s##api_url: https://hooks.slack.invalid/services/T0/B0/planted#' monitoring/alertmanager/alertmanager.yml"
+plant amtool monitoring/alertmanager/alertmanager.yml "critical alerts no longer page" \
+  "sed -i '0,/severity = \"critical\"/s//severity = \"page\"/' monitoring/alertmanager/alertmanager.yml"
+plant promtool monitoring/prometheus/alerts.yml "auth latency judged by the read objective" \
+  "sed -i 's/class=\"auth\", le=\"0.5\"/class=\"auth\", le=\"0.25\"/' monitoring/prometheus/alerts.yml"
+plant promtool monitoring/prometheus/alerts.yml "backup alert waits ten days" \
+  "sed -i 's/kube_cronjob_status_last_successful_time{cronjob=\"usergraph-backup\"}) > 86400/kube_cronjob_status_last_successful_time{cronjob=\"usergraph-backup\"}) > 864000/' monitoring/prometheus/alerts.yml"
+plant script-tests k8s/overlays/prod/terraform/terraform-outputs.env "TRUSTED_PROXIES set to the whole VPC" \
+  "sed -i 's#^trusted_proxies=.*#trusted_proxies=10.50.0.0/16#' k8s/overlays/prod/terraform/terraform-outputs.env"
+plant script-tests k8s/overlays/prod/externalsecrets.yaml "a literal JWT key in the prod render" \
+  "sed -i 's#JWT_SECRET: \"{{ .jwt_secret }}\"#JWT_SECRET: \"planted-0123456789abcdef0123456789abcdef\"#' k8s/overlays/prod/externalsecrets.yaml"
+plant script-tests k8s/overlays/dev/secrets.yaml "a placeholder Secret rendered in dev" \
+  "printf -- '---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: usergraph-secrets\nstringData:\n  JWT_SECRET: change-me-to-a-random-string-of-at-least-32-bytes\n' >>k8s/overlays/dev/secrets.yaml"
+plant script-tests k8s/config/kustomization.yaml "ConfigMap without a content hash" \
+  "printf 'generatorOptions:\n  disableNameSuffixHash: true\n' >>k8s/config/kustomization.yaml"
+plant script-tests k8s/migrate/job.yaml "app role allowed to create tables" \
+  "sed -i 's/GRANT USAGE ON SCHEMA public TO/GRANT USAGE, CREATE ON SCHEMA public TO/' k8s/migrate/job.yaml"
+plant script-tests scripts/deploy.sh "deploy.sh deploys unfilled Terraform values" \
+  "sed -i '/the render still holds REPLACE-WITH- placeholders/d' scripts/deploy.sh"
+plant script-tests Dockerfile "builder emulates the target platform" \
+  "sed -i 's/^FROM --platform=\$BUILDPLATFORM rust/FROM rust/' Dockerfile"
+plant script-tests .github/workflows/ci-cd.yml "pre-releases deploy to prod" \
+  "sed -i 's/ && github.event.release.prerelease == false//' .github/workflows/ci-cd.yml"
+plant script-tests .github/workflows/ci-cd.yml "deploy before the signature check" \
+  "sed -i 's/cosign verify \\\\/cosign version \\\\/' .github/workflows/ci-cd.yml"
+
+# Terraform validated with the mirrored provider, planned/applied against
+# moto, and the walk-through table of docs/platform.md (issue 11).
+plant tf-wiring terraform/modules/secrets/main.tf "a random provider resource (only the AWS provider may be needed)" \
+  "printf 'resource \"random_password\" \"planted\" {\n  length = 16\n}\n' >>terraform/modules/secrets/main.tf"
+plant terraform-validate terraform/modules/rds/outputs.tf "an output reading an attribute RDS does not have" \
+  "sed -i 's/value       = aws_db_instance.this.address\$/value       = aws_db_instance.this.adress/' terraform/modules/rds/outputs.tf"
+plant terraform-validate terraform/environments/dev.tfvars "dev's API opened to 0.0.0.0/0 (a variable validation)" \
+  "sed -i 's#^eks_public_access_cidrs    = \[\"203.0.113.0/24\"\]#eks_public_access_cidrs    = [\"0.0.0.0/0\"]#' terraform/environments/dev.tfvars"
+plant terraform-mock terraform/modules/rds/main.tf "for_each over security group ids known only after apply" \
+  "sed -i 's/for_each = var.allowed_security_group_ids/for_each = toset(values(var.allowed_security_group_ids))/' terraform/modules/rds/main.tf"
+plant terraform-mock terraform/modules/iam/main.tf "an IAM action without its service prefix (the API rejects the policy)" \
+  "sed -i 's/actions   = \[\"eks:DescribeCluster\"\]/actions   = [\"DescribeCluster\"]/' terraform/modules/iam/main.tf"
+plant seam docs/platform.md "the rds-ca ConfigMap missing from the walk-through" \
+  "sed -i '/k8s:ConfigMap\/usergraph\/rds-ca/d' docs/platform.md"
+plant seam k8s/base/serviceaccount.yaml "an IRSA role on the app's ServiceAccount" \
+  "sed -i 's#^  namespace: usergraph\$#  namespace: usergraph\n  annotations:\n    eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/usergraph-prod-usergraph#' k8s/base/serviceaccount.yaml"
+plant seam terraform/modules/secrets/main.tf "Terraform renames the secret the ExternalSecret reads" \
+  "sed -i 's/suffix      = \"db-app\"/suffix      = \"database\"/' terraform/modules/secrets/main.tf"
 
 printf '\nplant-defects: %d caught, %d missed\n' "$caught" "$missed"
 ((missed == 0))

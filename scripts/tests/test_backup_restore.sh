@@ -179,3 +179,24 @@ aws s3 cp --only-show-errors $dump.sha256 s3://ug-backups/prod/$(basename "$dump
   "$SCRIPTS/restore-db.sh" --yes "s3://ug-backups/prod/$(basename "$dump")" "$(pg_url "$db")" >/dev/null 2>&1 || fail "restore from s3 failed"
   assert_eq 5 "$(PGDB="$db" pg -c 'SELECT count(*) FROM users')" "rows after restore from s3"
 }
+
+test_restore_the_newest_dump_under_an_s3_prefix() {
+  pg_setup
+  use_fakes aws
+  local db dump old out
+  new_db
+  db="$DB"
+  seed_users "$db" 7
+  # What the backup CronJob leaves under s3://<bucket>/<prefix>/<env>/: an
+  # older dump (here unreadable, so restoring it would fail) and the newest.
+  mkdir -p "$FAKE_DIR/s3"
+  old="$FAKE_DIR/s3/prod-usergraph-20200101T031700Z.dump"
+  printf 'not a dump' >"$old"
+  (cd "$FAKE_DIR/s3" && sha256sum "$(basename "$old")" >"$(basename "$old").sha256")
+  dump="$(BACKUP_S3_URI=s3://ug-backups/db-backups/prod/ "$SCRIPTS/backup-db.sh" --dir "$TEST_TMP/b" "$(pg_url "$db")" 2>/dev/null)" || fail "backup failed"
+  PGDB="$db" pg -c "TRUNCATE users"
+  out="$("$SCRIPTS/restore-db.sh" --yes s3://ug-backups/db-backups/prod/ "$(pg_url "$db")" 2>&1)" || fail "restore of the newest dump failed: $out"
+  assert_contains "$out" "newest: s3://ug-backups/db-backups/prod/$(basename "$dump")"
+  assert_eq 7 "$(PGDB="$db" pg -c 'SELECT count(*) FROM users')" "rows after restoring the newest dump"
+  assert_contains "$(cat "$FAKE_LOG")" "aws s3 ls s3://ug-backups/db-backups/prod/"
+}

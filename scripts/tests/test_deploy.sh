@@ -57,12 +57,28 @@ apply -f app.yaml
   grep -q 'image: ghcr.io/acme/usergraph:2.0.0' "$FAKE_DIR/applied-3.yaml" || fail "Deployment image not moved"
 }
 
+# fill_terraform_outputs K8S_DIR: what the documented step does after
+# `terraform apply`: every REPLACE-WITH- value of the overlays'
+# terraform-outputs.env replaced by a value of the shape Terraform gives.
+fill_terraform_outputs() {
+  local f
+  for f in "$1"/overlays/*/terraform/terraform-outputs.env; do
+    sed -i -E \
+      -e 's#^certificate_arn=REPLACE-WITH-.*#certificate_arn=arn:aws:acm:eu-west-1:111122223333:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0#' \
+      -e 's#^db_owner_secret_arn=REPLACE-WITH-.*#db_owner_secret_arn=arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!db-0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0-AbCdEf#' \
+      -e 's#^backup_bucket=REPLACE-WITH-.*#backup_bucket=usergraph-backups-111122223333#' "$f"
+    ! grep -v '^#' "$f" | grep -q 'REPLACE-WITH-' || fail "fill_terraform_outputs left a placeholder in $f"
+  done
+}
+
 test_deploy_splits_the_repository_k8s_overlays() {
   needs_kustomize
   local repo_k8s="$SCRIPTS/../k8s" env ns out
   [[ -d "$repo_k8s/overlays/dev" && -d "$repo_k8s/overlays/prod" ]] || skip "no k8s/overlays in the repository yet"
   use_fakes kubectl
-  export UG_K8S_DIR="$repo_k8s"
+  cp -R "$repo_k8s" "$TEST_TMP/k8s-copy"
+  fill_terraform_outputs "$TEST_TMP/k8s-copy"
+  export UG_K8S_DIR="$TEST_TMP/k8s-copy"
   for env in dev prod; do
     : >"$FAKE_LOG"
     rm -f "$FAKE_DIR"/applied-*.yaml "$FAKE_DIR"/count-*
@@ -76,8 +92,97 @@ test_deploy_splits_the_repository_k8s_overlays() {
     if grep -E 'image: .*usergraph[:@]' "$FAKE_DIR/applied-1.yaml" | grep -vq 9.9.9-test; then
       fail "$env: a usergraph image in the prerequisites kept an old tag"
     fi
+    ! grep -q '^kind: Secret$' "$FAKE_DIR"/applied-*.yaml || fail "$env: a deploy applied a Secret"
+    # The Job and the Deployment name the same content-hashed ConfigMap,
+    # which the prerequisites create.
+    local cm_job cm_app
+    cm_job="$(grep -oE 'usergraph-config-[a-z0-9]{10}' "$FAKE_DIR/applied-2.yaml" | sort -u)"
+    cm_app="$(grep -oE 'usergraph-config-[a-z0-9]{10}' "$FAKE_DIR/applied-3.yaml" | sort -u)"
+    [[ -n "$cm_app" && "$cm_job" == "$cm_app" ]] || fail "$env: Job uses [$cm_job], Deployment [$cm_app]"
+    grep -q "name: $cm_app\$" "$FAKE_DIR/applied-1.yaml" || fail "$env: ConfigMap $cm_app is not among the prerequisites"
+    # The Secrets come from ExternalSecrets, waited for before the Job.
+    assert_contains "$(calls)" "-n $ns wait --for=condition=Ready externalsecret/usergraph-migrate-secrets" "$env calls"
+    assert_contains "$(calls)" "-n $ns wait --for=condition=Ready externalsecret/usergraph-secrets" "$env calls"
+    [[ "$(calls | grep -n 'externalsecret/usergraph-secrets' | cut -d: -f1)" -lt "$(calls | grep -n 'apply -f job.yaml' | cut -d: -f1)" ]] ||
+      fail "$env: the Job was applied before its Secrets were Ready"
     assert_contains "$(calls)" "-n $ns rollout status deployment/usergraph" "$env calls"
   done
+}
+
+test_deploy_refuses_unfilled_terraform_values() {
+  needs_kustomize
+  local repo_k8s="$SCRIPTS/../k8s" out rc
+  [[ -d "$repo_k8s/overlays/prod/terraform" ]] || skip "no terraform-outputs.env in the repository yet"
+  use_fakes kubectl
+  cp -R "$repo_k8s" "$TEST_TMP/k8s-copy"
+  fill_terraform_outputs "$TEST_TMP/k8s-copy"
+  sed -i 's#^backup_bucket=.*#backup_bucket=REPLACE-WITH-terraform-output-backup_bucket#' "$TEST_TMP/k8s-copy/overlays/prod/terraform/terraform-outputs.env"
+  export UG_K8S_DIR="$TEST_TMP/k8s-copy"
+  out="$(FAKE_KUBE_CONTEXT=usergraph-prod "$SCRIPTS/deploy.sh" prod 1.0.0 2>&1)" && rc=0 || rc=$?
+  assert_eq 10 "$rc" "exit code (output: $out)"
+  assert_contains "$out" "REPLACE-WITH-terraform-output-backup_bucket"
+  assert_contains "$out" "terraform-outputs.env"
+  assert_not_contains "$(calls)" "apply" "kubectl calls"
+}
+
+test_deploy_compares_terraform_outputs() {
+  needs_kustomize
+  command -v jq >/dev/null || skip "no jq"
+  local repo_k8s="$SCRIPTS/../k8s" out rc json="$TEST_TMP/tf.json"
+  [[ -d "$repo_k8s/overlays/prod/terraform" ]] || skip "no terraform-outputs.env in the repository yet"
+  use_fakes kubectl
+  cp -R "$repo_k8s" "$TEST_TMP/k8s-copy"
+  fill_terraform_outputs "$TEST_TMP/k8s-copy"
+  export UG_K8S_DIR="$TEST_TMP/k8s-copy"
+  # The shape of `terraform output -json` (a list output joined with commas).
+  cat >"$json" <<'JSON'
+{
+  "region": {"sensitive": false, "type": "string", "value": "eu-west-1"},
+  "trusted_proxies": {"sensitive": false, "type": "string", "value": "10.50.0.0/20,10.50.16.0/20,10.50.32.0/20"},
+  "certificate_arn": {"sensitive": false, "type": "string", "value": "arn:aws:acm:eu-west-1:111122223333:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"},
+  "db_owner_secret_arn": {"sensitive": false, "type": "string", "value": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!db-0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0-AbCdEf"},
+  "backup_bucket": {"sensitive": false, "type": "string", "value": "usergraph-backups-111122223333"},
+  "backup_prefix": {"sensitive": false, "type": "string", "value": "db-backups"},
+  "vpc_id": {"sensitive": false, "type": "string", "value": "vpc-0123456789abcdef0"}
+}
+JSON
+  out="$(FAKE_KUBE_CONTEXT=usergraph-prod "$SCRIPTS/deploy.sh" --terraform-outputs "$json" prod 1.0.0 2>&1)" || fail "matching outputs refused: $out"
+  assert_contains "$out" "6 Terraform value(s) of the overlay match"
+  # The VPC instead of the ALB's subnets, as the state might say after a change.
+  jq '.trusted_proxies.value = ["10.50.0.0/16"]' "$json" >"$json.new"
+  : >"$FAKE_LOG"
+  out="$(FAKE_KUBE_CONTEXT=usergraph-prod "$SCRIPTS/deploy.sh" --terraform-outputs "$json.new" prod 1.0.0 2>&1)" && rc=0 || rc=$?
+  assert_eq 15 "$rc" "exit code on drift (output: $out)"
+  assert_contains "$out" "trusted_proxies=10.50.0.0/20,10.50.16.0/20,10.50.32.0/20, but terraform output trusted_proxies is 10.50.0.0/16"
+  assert_eq "" "$(calls)" "kubectl calls after a drift"
+}
+
+test_deploy_waits_for_external_secrets_before_the_job() {
+  deploy_setup
+  cat >>"$UG_K8S_DIR/base/resources.yaml" <<'YAML'
+---
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata:
+  name: usergraph-secrets
+spec:
+  secretStoreRef:
+    kind: ClusterSecretStore
+    name: aws-secrets-manager
+  target:
+    name: usergraph-secrets
+YAML
+  local out rc
+  out="$("$SCRIPTS/deploy.sh" dev v4 2>&1)" || fail "deploy failed: $out"
+  assert_eq "apply -f prereqs.yaml
+-n usergraph-dev wait --for=condition=Ready externalsecret/usergraph-secrets --timeout=600s
+-n usergraph-dev rollout status statefulset/postgres --timeout=600s
+delete -f job.yaml --ignore-not-found --wait=true" "$(calls | sed -n 4,7p)" "calls after the render"
+  : >"$FAKE_LOG"
+  out="$(FAKE_WAIT_RC=1 "$SCRIPTS/deploy.sh" dev v4 2>&1)" && rc=0 || rc=$?
+  assert_eq 12 "$rc" "exit code when the Secret never syncs"
+  assert_contains "$out" "externalsecret/usergraph-secrets is not Ready"
+  assert_not_contains "$(calls)" "apply -f job.yaml"
 }
 
 test_deploy_rolls_back_when_rollout_fails() {

@@ -8,23 +8,26 @@ owner              = "platform"
 vpc_cidr           = "10.50.0.0/16"
 single_nat_gateway = false # one NAT gateway per AZ
 
-eks_cluster_version        = "1.31"
-eks_endpoint_public_access = false # private API only: deploy from inside the VPC (VPN or self-hosted runner)
+# 1.35: standard support until 2027-03-27 (1.34's ends 2026-12-02). See
+# docs/runbook.md, "EKS upgrade", before that date.
+eks_cluster_version        = "1.35"
+eks_endpoint_public_access = false # private API only: CD runs on the in-VPC CodeBuild runners
 eks_public_access_cidrs    = []
-eks_admin_principal_arns   = [] # e.g. ["arn:aws:iam::<ACCOUNT_ID>:role/usergraph-deploy"]
-eks_node_groups = {
-  general = {
-    instance_types = ["m6i.large", "m6a.large"]
-    min_size       = 3
-    max_size       = 12
-    desired_size   = 3
-  }
-}
+eks_admin_principal_arns   = [] # e.g. ["arn:aws:iam::<ACCOUNT_ID>:role/oncall"]
+eks_node_pools             = ["general-purpose", "system"]
+
+route53_zone_name = "usergraph.example.com"
+api_domain_name   = "api.usergraph.example.com"
+api_alb_hostname  = null # after the first deploy: kubectl -n usergraph get ingress usergraph
+
+github_repository  = "usergraph/usergraph"
+github_environment = "production"
 
 db_instance_class              = "db.r6g.large"
 db_allocated_storage_gb        = 100
 db_max_allocated_storage_gb    = 1000
 db_multi_az                    = true
+db_read_replica                = true # DATABASE_READ_URL
 db_backup_retention_days       = 35
 db_deletion_protection         = true
 db_slow_query_ms               = 250

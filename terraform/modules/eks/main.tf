@@ -1,3 +1,23 @@
+# EKS in Auto Mode: AWS runs the data plane the manifests rely on.
+#
+#   compute_config            managed Karpenter node pools (general-purpose,
+#                             system): nodes are added when pods are Pending,
+#                             so the HPA's 10 replicas with a zone spread of
+#                             DoNotSchedule always find room
+#   elastic_load_balancing    the ALB controller (IngressClass controller
+#                             eks.amazonaws.com/alb)
+#   block_storage             the EBS CSI driver (StorageClass provisioner
+#                             ebs.csi.eks.amazonaws.com)
+#   (built in)                VPC networking with NetworkPolicy enforcement
+#                             (switched on by the ConfigMap
+#                             kube-system/amazon-vpc-cni), CoreDNS, kube-proxy
+#                             and the EKS Pod Identity agent
+#   metrics-server add-on     the metrics API the HPA reads
+#
+# The Kubernetes objects that select these (IngressClass, IngressClassParams,
+# StorageClass, the amazon-vpc-cni ConfigMap) are manifests under k8s/; see
+# docs/platform.md for the full walk-through.
+
 data "aws_partition" "current" {}
 
 locals {
@@ -39,9 +59,45 @@ resource "aws_iam_role" "cluster" {
   assume_role_policy = data.aws_iam_policy_document.cluster_assume.json
 }
 
+# AmazonEKSClusterPolicy plus the four policies Auto Mode needs to run
+# compute, block storage, load balancers and networking on our behalf.
 resource "aws_iam_role_policy_attachment" "cluster" {
+  for_each = toset([
+    "AmazonEKSClusterPolicy",
+    "AmazonEKSComputePolicy",
+    "AmazonEKSBlockStoragePolicy",
+    "AmazonEKSLoadBalancingPolicy",
+    "AmazonEKSNetworkingPolicy",
+  ])
+
   role       = aws_iam_role.cluster.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonEKSClusterPolicy"
+  policy_arn = "arn:${local.partition}:iam::aws:policy/${each.value}"
+}
+
+# Extra security group on the control-plane ENIs: the private API endpoint
+# admits the in-VPC CI runners (and nothing else beyond the EKS-managed
+# cluster security group's own rules).
+resource "aws_security_group" "api" {
+  name_prefix = "${var.cluster_name}-api-"
+  description = "Kubernetes API (private endpoint) from the in-VPC CI runners"
+  vpc_id      = var.vpc_id
+
+  tags = { Name = "${var.cluster_name}-api" }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "api" {
+  for_each = var.api_allowed_security_group_ids
+
+  security_group_id            = aws_security_group.api.id
+  description                  = "Kubernetes API from ${each.key}"
+  referenced_security_group_id = each.value
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
 }
 
 resource "aws_eks_cluster" "this" {
@@ -50,8 +106,31 @@ resource "aws_eks_cluster" "this" {
   role_arn                  = aws_iam_role.cluster.arn
   enabled_cluster_log_types = local.log_types
 
+  # Auto Mode runs CoreDNS, kube-proxy and the VPC networking itself; the
+  # self-managed copies must not be installed next to it.
+  bootstrap_self_managed_addons = false
+
+  compute_config {
+    enabled       = true
+    node_pools    = var.node_pools
+    node_role_arn = aws_iam_role.node.arn
+  }
+
+  kubernetes_network_config {
+    elastic_load_balancing {
+      enabled = true
+    }
+  }
+
+  storage_config {
+    block_storage {
+      enabled = true
+    }
+  }
+
   vpc_config {
     subnet_ids              = var.private_subnet_ids
+    security_group_ids      = [aws_security_group.api.id]
     endpoint_private_access = true
     endpoint_public_access  = var.endpoint_public_access
     public_access_cidrs     = var.endpoint_public_access ? var.public_access_cidrs : []
@@ -66,8 +145,22 @@ resource "aws_eks_cluster" "this" {
   }
 
   access_config {
-    authentication_mode                         = "API_AND_CONFIG_MAP"
+    # Access entries only (no aws-auth ConfigMap): every principal that can
+    # reach the API is listed in Terraform.
+    authentication_mode                         = "API"
     bootstrap_cluster_creator_admin_permissions = true
+  }
+
+  # STANDARD: when a version leaves standard support EKS upgrades the control
+  # plane instead of silently billing extended support. Upgrade before that
+  # date (docs/runbook.md, "EKS upgrade").
+  upgrade_policy {
+    support_type = "STANDARD"
+  }
+
+  # Let ARC zonal shift move traffic off an impaired AZ.
+  zonal_shift_config {
+    enabled = true
   }
 
   depends_on = [
@@ -97,36 +190,11 @@ resource "aws_eks_access_policy_association" "admin" {
   depends_on = [aws_eks_access_entry.admin]
 }
 
-# ------------------------------------------------------------- IRSA / OIDC ----
-
-data "tls_certificate" "oidc" {
-  url = aws_eks_cluster.this.identity[0].oidc[0].issuer
-}
-
-resource "aws_iam_openid_connect_provider" "this" {
-  url             = aws_eks_cluster.this.identity[0].oidc[0].issuer
-  client_id_list  = ["sts.amazonaws.com"]
-  thumbprint_list = [data.tls_certificate.oidc.certificates[0].sha1_fingerprint]
-}
-
 # ------------------------------------------------------------------ nodes ----
 
-# Identity of the worker nodes for other security groups (RDS, Redis allow
-# only this group). It carries no rules itself: node <-> control plane and
-# node egress traffic is governed by the EKS-managed cluster security group,
-# which is attached to the nodes alongside this one.
-resource "aws_security_group" "node" {
-  name_prefix = "${var.cluster_name}-node-"
-  description = "usergraph EKS worker nodes (source identity for RDS and Redis rules)"
-  vpc_id      = var.vpc_id
-
-  tags = { Name = "${var.cluster_name}-node" }
-
-  lifecycle {
-    create_before_destroy = true
-  }
-}
-
+# Role of the Auto Mode nodes. EKS creates the matching access entry itself
+# for the built-in node pools; a custom NodeClass (spec.role) must name this
+# role too (output node_role_name).
 data "aws_iam_policy_document" "node_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -139,182 +207,30 @@ data "aws_iam_policy_document" "node_assume" {
 }
 
 resource "aws_iam_role" "node" {
-  name               = "${var.cluster_name}-eks-node"
+  name               = "${var.cluster_name}-eks-auto-node"
   assume_role_policy = data.aws_iam_policy_document.node_assume.json
 }
 
 resource "aws_iam_role_policy_attachment" "node" {
   for_each = toset([
-    "AmazonEKSWorkerNodePolicy",
-    "AmazonEC2ContainerRegistryReadOnly",
-    "AmazonSSMManagedInstanceCore", # shell access through SSM instead of SSH keys
+    "AmazonEKSWorkerNodeMinimalPolicy",
+    "AmazonEC2ContainerRegistryPullOnly",
   ])
 
   role       = aws_iam_role.node.name
   policy_arn = "arn:${local.partition}:iam::aws:policy/${each.value}"
 }
 
-resource "aws_launch_template" "node" {
-  for_each = var.node_groups
-
-  name_prefix            = "${var.cluster_name}-${each.key}-"
-  update_default_version = true
-  vpc_security_group_ids = [aws_eks_cluster.this.vpc_config[0].cluster_security_group_id, aws_security_group.node.id]
-
-  # IMDSv2 only, and a hop limit of 1 so pods cannot reach the node's
-  # credentials: workloads get AWS access through IRSA only.
-  metadata_options {
-    http_endpoint               = "enabled"
-    http_tokens                 = "required"
-    http_put_response_hop_limit = 1
-  }
-
-  block_device_mappings {
-    device_name = "/dev/xvda"
-
-    ebs {
-      volume_size           = each.value.disk_size_gb
-      volume_type           = "gp3"
-      encrypted             = true
-      delete_on_termination = true
-    }
-  }
-
-  monitoring {
-    enabled = true
-  }
-
-  tag_specifications {
-    resource_type = "instance"
-    tags          = { Name = "${var.cluster_name}-${each.key}" }
-  }
-}
-
-resource "aws_eks_node_group" "this" {
-  for_each = var.node_groups
-
-  cluster_name    = aws_eks_cluster.this.name
-  node_group_name = each.key
-  node_role_arn   = aws_iam_role.node.arn
-  subnet_ids      = var.private_subnet_ids
-  instance_types  = each.value.instance_types
-  capacity_type   = each.value.capacity_type
-  labels          = each.value.labels
-
-  scaling_config {
-    min_size     = each.value.min_size
-    max_size     = each.value.max_size
-    desired_size = each.value.desired_size
-  }
-
-  update_config {
-    max_unavailable_percentage = 33
-  }
-
-  launch_template {
-    id      = aws_launch_template.node[each.key].id
-    version = aws_launch_template.node[each.key].latest_version
-  }
-
-  # Cluster-autoscaler discovery tags.
-  tags = {
-    "k8s.io/cluster-autoscaler/enabled"             = "true"
-    "k8s.io/cluster-autoscaler/${var.cluster_name}" = "owned"
-  }
-
-  lifecycle {
-    # The cluster autoscaler owns the current size after creation.
-    ignore_changes = [scaling_config[0].desired_size]
-  }
-
-  depends_on = [aws_iam_role_policy_attachment.node, aws_eks_addon.before_nodes]
-}
-
 # ----------------------------------------------------------------- addons ----
 
-# IRSA roles of the add-ons that call AWS APIs (the VPC CNI gets its
-# permissions here instead of from the node role).
-data "aws_iam_policy_document" "irsa_assume" {
-  for_each = {
-    vpc_cni = "kube-system:aws-node"
-    ebs_csi = "kube-system:ebs-csi-controller-sa"
-  }
-
-  statement {
-    actions = ["sts:AssumeRoleWithWebIdentity"]
-
-    principals {
-      type        = "Federated"
-      identifiers = [aws_iam_openid_connect_provider.this.arn]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "${local.oidc_issuer}:sub"
-      values   = ["system:serviceaccount:${each.value}"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "${local.oidc_issuer}:aud"
-      values   = ["sts.amazonaws.com"]
-    }
-  }
-}
-
-locals {
-  oidc_issuer = replace(aws_eks_cluster.this.identity[0].oidc[0].issuer, "https://", "")
-
-  addon_roles = {
-    vpc_cni = "AmazonEKS_CNI_Policy"
-    ebs_csi = "service-role/AmazonEBSCSIDriverPolicy"
-  }
-}
-
-resource "aws_iam_role" "addon" {
-  for_each = local.addon_roles
-
-  name               = "${var.cluster_name}-${replace(each.key, "_", "-")}"
-  assume_role_policy = data.aws_iam_policy_document.irsa_assume[each.key].json
-}
-
-resource "aws_iam_role_policy_attachment" "addon" {
-  for_each = local.addon_roles
-
-  role       = aws_iam_role.addon[each.key].name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/${each.value}"
-}
-
-# The VPC CNI and kube-proxy go in before the nodes: the CNI's permissions
-# come from IRSA (not the node role), so nodes only become Ready once the
-# managed add-on with its role is in place.
-resource "aws_eks_addon" "before_nodes" {
-  for_each = {
-    "vpc-cni"    = aws_iam_role.addon["vpc_cni"].arn
-    "kube-proxy" = null
-  }
-
+# The metrics API (metrics.k8s.io) the HorizontalPodAutoscaler reads. Auto
+# Mode does not include it; metrics-server is an EKS community add-on.
+resource "aws_eks_addon" "metrics_server" {
   cluster_name                = aws_eks_cluster.this.name
-  addon_name                  = each.key
-  service_account_role_arn    = each.value
+  addon_name                  = "metrics-server"
+  addon_version               = var.metrics_server_version
   resolve_conflicts_on_create = "OVERWRITE"
   resolve_conflicts_on_update = "PRESERVE"
 
-  depends_on = [aws_iam_role_policy_attachment.addon]
-}
-
-# CoreDNS and the EBS CSI controller are Deployments: they need nodes.
-resource "aws_eks_addon" "after_nodes" {
-  for_each = {
-    "coredns"            = null
-    "aws-ebs-csi-driver" = aws_iam_role.addon["ebs_csi"].arn
-  }
-
-  cluster_name                = aws_eks_cluster.this.name
-  addon_name                  = each.key
-  service_account_role_arn    = each.value
-  resolve_conflicts_on_create = "OVERWRITE"
-  resolve_conflicts_on_update = "PRESERVE"
-
-  depends_on = [aws_eks_node_group.this, aws_iam_role_policy_attachment.addon]
+  depends_on = [aws_iam_role_policy_attachment.node]
 }

@@ -3,6 +3,16 @@ output "cluster_name" {
   value       = aws_eks_cluster.this.name
 }
 
+output "cluster_arn" {
+  description = "ARN of the EKS cluster (scope of the deploy role's eks:DescribeCluster)."
+  value       = aws_eks_cluster.this.arn
+}
+
+output "cluster_version" {
+  description = "Kubernetes version of the control plane."
+  value       = aws_eks_cluster.this.version
+}
+
 output "cluster_endpoint" {
   description = "Kubernetes API endpoint."
   value       = aws_eks_cluster.this.endpoint
@@ -14,26 +24,21 @@ output "cluster_certificate_authority_data" {
 }
 
 output "cluster_security_group_id" {
-  description = "EKS-managed cluster security group (control plane and nodes)."
+  description = "EKS-managed cluster security group. Auto Mode nodes (default NodeClass) and therefore every pod carry it: RDS and Redis admit this group."
   value       = aws_eks_cluster.this.vpc_config[0].cluster_security_group_id
 }
 
-output "node_security_group_id" {
-  description = "Security group identifying the worker nodes; RDS and Redis admit only this group."
-  value       = aws_security_group.node.id
-}
-
-output "oidc_provider_arn" {
-  description = "ARN of the IAM OIDC provider for IRSA."
-  value       = aws_iam_openid_connect_provider.this.arn
-}
-
-output "oidc_issuer" {
-  description = "OIDC issuer host/path without https:// (the prefix of IRSA condition keys)."
-  value       = local.oidc_issuer
+output "node_role_name" {
+  description = "IAM role of the Auto Mode nodes (spec.role of any custom NodeClass)."
+  value       = aws_iam_role.node.name
 }
 
 output "node_role_arn" {
-  description = "IAM role of the managed nodes."
+  description = "ARN of the Auto Mode node role."
   value       = aws_iam_role.node.arn
+}
+
+output "metrics_server_addon" {
+  description = "Name of the metrics-server add-on (serves metrics.k8s.io for the HPA)."
+  value       = aws_eks_addon.metrics_server.addon_name
 }

@@ -4,7 +4,7 @@ variable "cluster_name" {
 }
 
 variable "cluster_version" {
-  description = "Kubernetes version."
+  description = "Kubernetes version (must be in EKS standard support; see docs/runbook.md, EKS upgrade)."
   type        = string
 }
 
@@ -14,7 +14,7 @@ variable "vpc_id" {
 }
 
 variable "private_subnet_ids" {
-  description = "Private subnets for the control-plane ENIs and the nodes."
+  description = "Private subnets for the control-plane ENIs and the Auto Mode nodes."
   type        = list(string)
 }
 
@@ -30,23 +30,33 @@ variable "public_access_cidrs" {
   default     = []
 }
 
+variable "api_allowed_security_group_ids" {
+  description = "Security groups (keyed by a label) whose members may reach the private API endpoint on 443, e.g. the CodeBuild-hosted GitHub Actions runners."
+  type        = map(string)
+  default     = {}
+}
+
 variable "admin_principal_arns" {
   description = "IAM principals granted AmazonEKSClusterAdminPolicy through access entries."
   type        = list(string)
   default     = []
 }
 
-variable "node_groups" {
-  description = "Managed node groups keyed by name."
-  type = map(object({
-    instance_types = list(string)
-    capacity_type  = optional(string, "ON_DEMAND")
-    min_size       = number
-    max_size       = number
-    desired_size   = number
-    disk_size_gb   = optional(number, 50)
-    labels         = optional(map(string), {})
-  }))
+variable "node_pools" {
+  description = "Built-in Auto Mode node pools to enable (general-purpose runs the workloads, system the add-ons)."
+  type        = list(string)
+  default     = ["general-purpose", "system"]
+
+  validation {
+    condition     = length(var.node_pools) > 0 && alltrue([for p in var.node_pools : contains(["general-purpose", "system"], p)])
+    error_message = "node_pools must be a non-empty subset of [general-purpose, system]."
+  }
+}
+
+variable "metrics_server_version" {
+  description = "Version of the metrics-server EKS add-on (null = the default version for the cluster's Kubernetes version)."
+  type        = string
+  default     = null
 }
 
 variable "log_kms_key_arn" {

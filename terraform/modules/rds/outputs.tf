@@ -32,3 +32,18 @@ output "kms_key_arn" {
   description = "KMS key of storage, snapshots and Performance Insights."
   value       = module.kms.key_arn
 }
+
+output "reader_address" {
+  description = "DNS name of the read replica; null when none is built."
+  value       = one(aws_db_instance.replica[*].address)
+}
+
+output "master_user_secret_arn" {
+  description = "ARN of the RDS-managed secret with the master (owner) credentials, JSON username/password; rotated by RDS."
+  value       = aws_db_instance.this.master_user_secret[0].secret_arn
+}
+
+output "master_username" {
+  description = "Master (owner) user name."
+  value       = aws_db_instance.this.username
+}

@@ -17,7 +17,7 @@ resource "aws_elasticache_subnet_group" "this" {
 
 resource "aws_security_group" "this" {
   name_prefix = "${var.replication_group_id}-"
-  description = "Redis ${var.replication_group_id}: only the EKS nodes may connect"
+  description = "Redis ${var.replication_group_id}: only the EKS cluster may connect"
   vpc_id      = var.vpc_id
 
   tags = { Name = var.replication_group_id }
@@ -29,10 +29,10 @@ resource "aws_security_group" "this" {
 
 # No egress rule: Redis never opens connections.
 resource "aws_vpc_security_group_ingress_rule" "from_nodes" {
-  for_each = toset(var.allowed_security_group_ids)
+  for_each = var.allowed_security_group_ids
 
   security_group_id            = aws_security_group.this.id
-  description                  = "Redis (TLS) from EKS nodes"
+  description                  = "Redis (TLS) from the EKS cluster (Auto Mode nodes and pods)"
   referenced_security_group_id = each.value
   ip_protocol                  = "tcp"
   from_port                    = var.port

@@ -14,8 +14,8 @@ variable "subnet_ids" {
 }
 
 variable "allowed_security_group_ids" {
-  description = "Security groups allowed to connect (the EKS node group only)."
-  type        = list(string)
+  description = "Security groups allowed to connect, keyed by a static label (keys must be known at plan time): the EKS cluster security group, which Auto Mode nodes and pods carry."
+  type        = map(string)
 }
 
 variable "engine_version" {

@@ -105,6 +105,9 @@ resource "aws_s3_bucket_logging" "backups" {
   bucket        = aws_s3_bucket.backups.id
   target_bucket = aws_s3_bucket.logs.id
   target_prefix = "${local.backup_bucket}/"
+
+  # S3 checks that the log bucket's policy admits the logging service.
+  depends_on = [aws_s3_bucket_policy.logs]
 }
 
 # Object-level events go to EventBridge, so a rule can alert when the nightly

@@ -1,40 +1,25 @@
 output "kms_key_arn" {
-  description = "KMS key encrypting the secrets (the usergraph role may decrypt with it via Secrets Manager)."
+  description = "KMS key encrypting the secrets (also the RDS-managed master secret)."
   value       = module.kms.key_arn
 }
 
-output "db_secret_arn" {
-  description = "Secret with the DB credentials (JSON: engine, host, port, dbname, username, password)."
-  value       = aws_secretsmanager_secret.db.arn
+output "secret_names" {
+  description = "Names of the secrets by key (db_app, jwt, redis, connection)."
+  value       = { for k, s in aws_secretsmanager_secret.this : k => s.name }
 }
 
-output "jwt_secret_arn" {
-  description = "Secret with JWT_SECRET (JSON key JWT_SECRET)."
-  value       = aws_secretsmanager_secret.jwt.arn
-}
-
-output "redis_secret_arn" {
-  description = "Secret with the Redis AUTH token (JSON key auth_token)."
-  value       = aws_secretsmanager_secret.redis.arn
-}
-
-output "app_secret_arns" {
-  description = "Every secret the usergraph pods may read."
-  value = [
-    aws_secretsmanager_secret.db.arn,
-    aws_secretsmanager_secret.jwt.arn,
-    aws_secretsmanager_secret.redis.arn,
-  ]
-}
-
-output "db_password" {
-  description = "Initial DB master password (handed to the rds module, which also writes it into the DB secret)."
-  value       = random_password.db.result
-  sensitive   = true
+output "secret_arns" {
+  description = "ARNs of the secrets by key (db_app, jwt, redis, connection)."
+  value       = { for k, s in aws_secretsmanager_secret.this : k => s.arn }
 }
 
 output "redis_auth_token" {
-  description = "Redis AUTH token (handed to the Redis module)."
-  value       = random_password.redis.result
+  description = "Redis AUTH token as stored in <prefix>/redis (stable across plans; handed to the redis module)."
+  value       = jsondecode(aws_secretsmanager_secret_version.redis.secret_string).auth_token
   sensitive   = true
+}
+
+output "db_app_username" {
+  description = "Application database user name."
+  value       = var.db_app_username
 }

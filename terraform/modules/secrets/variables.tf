@@ -1,6 +1,16 @@
 variable "name" {
-  description = "Name prefix (project-environment); secrets are named <name>/<secret>."
+  description = "Name prefix of the KMS key alias (project-environment)."
   type        = string
+}
+
+variable "prefix" {
+  description = "Secret name prefix, <project>/<environment>; secrets are named <prefix>/db-app, /jwt, /redis, /connection."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]*/[a-z]+$", var.prefix))
+    error_message = "prefix must look like <project>/<environment>, e.g. usergraph/prod."
+  }
 }
 
 variable "recovery_window_days" {
@@ -9,15 +19,19 @@ variable "recovery_window_days" {
   default     = 30
 }
 
-variable "db_rotation_lambda_arn" {
-  description = "Rotation Lambda for the DB credentials; null = no rotation schedule."
+variable "db_app_username" {
+  description = "PostgreSQL role the application logs in as (created and granted DML by the migration Job, which runs as the owner)."
   type        = string
-  default     = null
 }
 
-variable "db_rotation_days" {
-  description = "Rotation interval of the DB credentials."
-  type        = number
-  default     = 30
+variable "connection" {
+  description = "Endpoints written to <prefix>/connection. db_read_host null = no replica (the primary is written instead)."
+  type = object({
+    db_host      = string
+    db_port      = number
+    db_name      = string
+    db_read_host = optional(string)
+    redis_host   = string
+    redis_port   = number
+  })
 }
-

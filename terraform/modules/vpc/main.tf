@@ -45,7 +45,8 @@ resource "aws_default_security_group" "this" {
 
 # The VPC CIDR is cut in 16 equal blocks (/20 each for a /16): public subnets
 # take blocks 0..n-1, private subnets blocks 8..8+n-1, which leaves room for pod
-# IPs (VPC CNI) and for adding subnets later without renumbering.
+# IPs (EKS Auto Mode assigns pods VPC addresses) and for adding subnets later
+# without renumbering.
 resource "aws_subnet" "public" {
   count = local.az_count
 

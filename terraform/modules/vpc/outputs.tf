@@ -32,3 +32,13 @@ output "flow_log_group_name" {
   description = "CloudWatch log group receiving the VPC flow logs."
   value       = aws_cloudwatch_log_group.flow_logs.name
 }
+
+output "public_subnet_cidrs" {
+  description = "CIDRs of the public subnets, where the internet-facing ALB places its nodes: the only sources whose X-Forwarded-For the app may trust."
+  value       = aws_subnet.public[*].cidr_block
+}
+
+output "private_subnet_cidrs" {
+  description = "CIDRs of the private subnets (nodes and pods, RDS, ElastiCache, CI runners)."
+  value       = aws_subnet.private[*].cidr_block
+}

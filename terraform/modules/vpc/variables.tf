@@ -25,7 +25,7 @@ variable "single_nat_gateway" {
 }
 
 variable "cluster_name" {
-  description = "EKS cluster name, used for the subnet discovery tags of the AWS load balancer controller."
+  description = "EKS cluster name, used for the subnet discovery tags of the EKS Auto Mode load balancer controller."
   type        = string
 }
 
