@@ -158,12 +158,6 @@ async fn back_off(delay: &mut Duration) {
     *delay = (*delay * 2).min(RETRY_MAX);
 }
 
-/// Whether Redis refused (an error reply such as NOPERM), as opposed to not
-/// answering: sending the same again would only be refused again.
-fn is_refusal(e: &redis::RedisError) -> bool {
-    !(e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal())
-}
-
 async fn publish_loop(
     clients: Vec<redis::Client>,
     channel: String,
@@ -217,7 +211,7 @@ async fn publish_loop(
                 batch.clear();
                 delay = RETRY_MIN;
             }
-            Err(e) if is_refusal(&e) => {
+            Err(e) if super::redis::refused(&e) => {
                 tracing::error!(error = %e, events = batch.len(), "event bus: Redis refused to publish; events dropped for the other replicas");
                 metrics::counter!("usergraph_events_dropped_total").increment(batch.len() as u64);
                 batch.clear();

@@ -150,12 +150,13 @@ pub struct RedisBackend {
 /// Whether `err` is Redis answering with an error (a refusal), as opposed to
 /// not answering (down, timed out, connection lost).
 fn is_refusal(err: &anyhow::Error) -> bool {
-    err.downcast_ref::<redis::RedisError>().is_some_and(|e| {
-        !(e.is_io_error()
-            || e.is_timeout()
-            || e.is_connection_dropped()
-            || e.is_connection_refusal())
-    })
+    err.downcast_ref::<redis::RedisError>().is_some_and(refused)
+}
+
+/// Whether Redis answered with an error (NOPERM, a script error, …) rather
+/// than not answering: sending the same again would be refused again.
+pub(crate) fn refused(e: &redis::RedisError) -> bool {
+    !(e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal())
 }
 
 /// Closed (`open_until` unset): calls go through. Open: they fail at once
