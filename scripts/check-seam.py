@@ -35,8 +35,9 @@ environment's render (top-level kustomizations under k8s/ whose path has the
 environment as a segment); a `manifest` object is rendered; each consumer
 names the object; every tf:/tf-output:/tf-var: token exists in the Terraform;
 AWS access matches. Then coverage: every IngressClass, StorageClass,
-ServiceAccount, Secret, external ConfigMap, secret store, generator and
-namespace the renders reference, and the metrics API when an HPA scales on
+ServiceAccount, Secret, external ConfigMap, secret store, generator,
+Secrets Manager secret (an ExternalSecret's remoteRef key) and namespace the
+renders reference, and the metrics API when an HPA scales on
 resources, must be a row.
 
 With --tf-plan ENV=PLAN.json (terraform show -json of a plan; check.sh's
@@ -504,7 +505,7 @@ def check(args, fail: Finder) -> None:
             if env in plans:
                 check_plan_row(row, env, plans[env], project, fail, where(row))
 
-    coverage(renders, listed, fail)
+    coverage(renders, listed, fail, project)
 
 
 def object_name(tok: Token) -> str:
@@ -574,7 +575,7 @@ def check_plan_row(row, env, plan, project, fail, where) -> None:
             fail.err(f"{where}: [{env}] no namespace-scoped access policy of the Terraform plan covers {obj.k8s[2]}")
 
 
-def coverage(renders: dict[str, list[dict]], listed: set[tuple[str, str]], fail: Finder) -> None:
+def coverage(renders: dict[str, list[dict]], listed: set[tuple[str, str]], fail: Finder, project: str = "usergraph") -> None:
     rendered = {(key_of(o)[0], key_of(o)[2]) for objs in renders.values() for o in objs}
     for env, objs in renders.items():
         refs: set[tuple[str, str, str]] = set()  # kind, name, referenced by
@@ -604,6 +605,12 @@ def coverage(renders: dict[str, list[dict]], listed: set[tuple[str, str]], fail:
                     gen = (src.get("sourceRef") or {}).get("generatorRef")
                     if gen:
                         refs.add((gen["kind"], gen["name"], me))
+                # Secrets Manager secrets read by name (not by a Terraform
+                # output's ARN, which has its own row).
+                for item in spec.get("data") or []:
+                    key = (item.get("remoteRef") or {}).get("key") or ""
+                    if key and not key.startswith(("arn:", "REPLACE-WITH-")):
+                        refs.add(("sm", key, me))
             if kind in POD_KINDS:
                 pod = pod_spec(o)
                 refs.add(("ServiceAccount", pod.get("serviceAccountName") or "default", me))
@@ -624,8 +631,9 @@ def coverage(renders: dict[str, list[dict]], listed: set[tuple[str, str]], fail:
                         refs.add(("Secret", v["secret"]["secretName"], me))
                     if "configMap" in v:
                         refs.add(("ConfigMap", v["configMap"]["name"], me))
+        secrets = {subst(v, env, project) for k, v in listed if k == "sm"}
         for kind, name, by in sorted(refs):
-            if (kind, name) in listed:
+            if (kind, name) in listed or (kind == "sm" and name in secrets):
                 continue
             # ConfigMaps and namespaces the renders create themselves need no row.
             if kind in ("ConfigMap",) and any(k == kind and name_matches(n, name) for k, n in rendered):

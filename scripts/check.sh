@@ -298,7 +298,8 @@ promtool_has_k8s_sd() {
 }
 
 # without_k8s_sd FILE OUT: FILE with every kubernetes_sd_configs checked for
-# a valid role and replaced by an empty static_configs; rule_files made
+# a valid role and replaced by an empty static_configs (its in-cluster
+# ServiceAccount token/CA files by an empty stand-in); rule_files made
 # absolute. The rest (relabelling, TLS, intervals, rules) is then checked as is.
 without_k8s_sd() {
   "$VENV/bin/python" - "$1" "$2" <<'PY'
@@ -316,6 +317,14 @@ for sc in cfg.get("scrape_configs") or []:
             sys.exit(f"{src}: job {sc.get('job_name')}: kubernetes_sd_configs role {sd.get('role')!r} is not one of {sorted(roles)}")
     sc.setdefault("static_configs", []).append({"targets": []})
     print(f"   job {sc.get('job_name')}: kubernetes_sd_configs ({', '.join(sd['role'] for sd in sds)}) checked, then replaced for promtool")
+    # The in-cluster ServiceAccount token and CA exist only inside a pod:
+    # promtool stats them, so point them at an empty stand-in.
+    stand_in = os.path.join(os.path.dirname(os.path.abspath(out)), "in-cluster-file")
+    open(stand_in, "a").close()
+    for block, key in (("authorization", "credentials_file"), ("tls_config", "ca_file")):
+        f = (sc.get(block) or {}).get(key) or ""
+        if f.startswith("/var/run/secrets/kubernetes.io/serviceaccount/"):
+            sc[block][key] = stand_in
 base = os.path.dirname(os.path.abspath(src))
 cfg["rule_files"] = [r if os.path.isabs(r) else os.path.join(base, r) for r in cfg.get("rule_files") or []]
 with open(out, "w") as f:

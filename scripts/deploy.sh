@@ -40,6 +40,8 @@ Options:
   --dry-run              print the commands instead of running them
   --timeout DUR          rollout timeout (default: \${ROLLOUT_TIMEOUT:-300s})
   --migrate-timeout DUR  migration Job timeout (default: \${MIGRATE_TIMEOUT:-600s})
+  --prereq-timeout DUR   wait for each ExternalSecret and each prerequisite
+                         workload (default: \${PREREQ_TIMEOUT:-240s})
   --image NAME           image name as it appears in the manifests
                          (default: \$UG_IMAGE, else read from the overlay)
   --repository REPO      pull the image from REPO instead (kustomize newName,
@@ -78,6 +80,10 @@ EOF
 ENV_NAME='' TAG='' IMAGE="${UG_IMAGE:-}" REPOSITORY="${UG_IMAGE_REPOSITORY:-}" SKIP_MIGRATE=0 TF_OUTPUTS=''
 ROLLOUT_TIMEOUT="${ROLLOUT_TIMEOUT:-300s}"
 MIGRATE_TIMEOUT="${MIGRATE_TIMEOUT:-600s}"
+# The deploy jobs' timeout-minutes (.github/workflows/ci-cd.yml) must exceed
+# the worst case of these waits added up, so that a deploy is never killed
+# half-way (e.g. during its own rollback).
+PREREQ_TIMEOUT="${PREREQ_TIMEOUT:-240s}"
 DEPLOYMENT="${UG_DEPLOYMENT:-usergraph}"
 
 args=()
@@ -87,6 +93,7 @@ while (($#)); do
     --dry-run) DRY_RUN=1 ;;
     --timeout) [[ $# -ge 2 ]] || usage_error "--timeout needs a value"; ROLLOUT_TIMEOUT="$2"; shift ;;
     --migrate-timeout) [[ $# -ge 2 ]] || usage_error "--migrate-timeout needs a value"; MIGRATE_TIMEOUT="$2"; shift ;;
+    --prereq-timeout) [[ $# -ge 2 ]] || usage_error "--prereq-timeout needs a value"; PREREQ_TIMEOUT="$2"; shift ;;
     --image) [[ $# -ge 2 ]] || usage_error "--image needs a value"; IMAGE="$2"; shift ;;
     --repository) [[ $# -ge 2 ]] || usage_error "--repository needs a value"; REPOSITORY="$2"; shift ;;
     --skip-migrate) SKIP_MIGRATE=1 ;;
@@ -104,7 +111,7 @@ if [[ ! "$TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ && ! "$TAG" =~ ^sha256:[0-
   usage_error "invalid image tag '$TAG'"
 fi
 [[ -z "$REPOSITORY" || "$REPOSITORY" =~ ^[a-z0-9][a-z0-9./_-]*$ ]] || usage_error "invalid --repository '$REPOSITORY' (lower case)"
-for d in "$ROLLOUT_TIMEOUT" "$MIGRATE_TIMEOUT"; do
+for d in "$ROLLOUT_TIMEOUT" "$MIGRATE_TIMEOUT" "$PREREQ_TIMEOUT"; do
   [[ "$d" =~ ^[0-9]+(s|m|h)?$ ]] || usage_error "invalid duration '$d' (e.g. 300s, 10m)"
 done
 
@@ -265,14 +272,14 @@ if [[ "$DRY_RUN" == 1 || -s "$PREREQS" ]]; then
   run kubectl apply -f "$PREREQS" || die "$EX_APPLY" "kubectl apply of the prerequisites failed"
 fi
 for es in "${EXTERNAL_SECRETS[@]+"${EXTERNAL_SECRETS[@]}"}"; do
-  if ! run kubectl -n "$NS" wait --for=condition=Ready "externalsecret/$es" --timeout="$MIGRATE_TIMEOUT"; then
+  if ! run kubectl -n "$NS" wait --for=condition=Ready "externalsecret/$es" --timeout="$PREREQ_TIMEOUT"; then
     kubectl -n "$NS" describe "externalsecret/$es" >&2 || true
     die "$EX_MIGRATE" "externalsecret/$es is not Ready (is the External Secrets Operator running, and the secret store reachable?): nothing rolled out"
   fi
 done
 if [[ "$SKIP_MIGRATE" != 1 ]]; then
   for w in "${WAIT_FOR[@]+"${WAIT_FOR[@]}"}"; do
-    run kubectl -n "$NS" rollout status "$w" --timeout="$MIGRATE_TIMEOUT" ||
+    run kubectl -n "$NS" rollout status "$w" --timeout="$PREREQ_TIMEOUT" ||
       die "$EX_MIGRATE" "$w did not become ready: migrations not run, nothing rolled out"
   done
 fi

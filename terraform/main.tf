@@ -10,8 +10,9 @@
 #    │    optional read replica)
 #    └─ ElastiCache Redis 7 cluster (private, TLS + AUTH)
 #   ACM certificate (DNS-validated in Route 53) ── IngressClassParams alb
-#   Secrets Manager usergraph/<env>/{db-app,jwt,redis,connection} + the
-#     RDS-managed owner secret ── External Secrets Operator (Pod Identity)
+#   Secrets Manager usergraph/<env>/{db-app,jwt,redis,connection,mailer} +
+#     the RDS-managed owner secret ── External Secrets Operator (Pod Identity)
+#   SES domain identity (DKIM, MAIL FROM) + SMTP-only IAM user ── mailer secret
 #   S3 backup bucket ── backup CronJob (Pod Identity, one prefix)
 #   GitHub OIDC provider + deploy role ── the workflow's deploy jobs
 #   CloudWatch (log groups, alarms) ── SNS
@@ -122,6 +123,17 @@ module "certificate" {
   alb_hostname = var.api_alb_hostname
 }
 
+module "mail" {
+  source = "./modules/mail"
+
+  name            = local.name
+  domain_name     = coalesce(var.mail_domain_name, var.route53_zone_name)
+  zone_name       = var.route53_zone_name
+  zone_id         = module.certificate.zone_id
+  from_local_part = var.mail_from_local_part
+  key_generations = var.mail_smtp_key_generations
+}
+
 module "secrets" {
   source = "./modules/secrets"
 
@@ -129,6 +141,7 @@ module "secrets" {
   prefix               = local.secret_prefix
   recovery_window_days = var.secret_recovery_window_days
   db_app_username      = var.db_app_username
+  mailer_url           = module.mail.smtp_url
 
   connection = {
     db_host      = module.rds.address

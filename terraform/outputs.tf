@@ -87,6 +87,11 @@ output "secret_names" {
   value       = module.secrets.secret_names
 }
 
+output "mailer_secret_name" {
+  description = "Secrets Manager secret holding MAILER (JSON key MAILER: smtps:// URL of Amazon SES with the SMTP credentials): remoteRef of the ExternalSecret usergraph-secrets."
+  value       = module.secrets.secret_names["mailer"]
+}
+
 output "db_owner_secret_arn" {
   description = "RDS-managed secret of the owner (master) user, JSON username/password, rotated by RDS: remoteRef.key of ExternalSecret usergraph-migrate-secrets; read by the backup CronJob."
   value       = module.rds.master_user_secret_arn
@@ -105,6 +110,23 @@ output "backup_role_arn" {
 output "pod_identity_associations" {
   description = "namespace/serviceaccount => IAM role. The app's own ServiceAccount is deliberately absent: it never calls AWS."
   value       = module.iam.pod_identity_associations
+}
+
+# ------------------------------------------------------------------- mail ----
+
+output "mail_from_address" {
+  description = "The only sender the SES SMTP user may use: the address of MAIL_FROM (e.g. MAIL_FROM=\"usergraph <this>\")."
+  value       = module.mail.from_address
+}
+
+output "mail_domain_name" {
+  description = "SES domain identity (Easy DKIM); its MAIL FROM domain is bounce.<this>."
+  value       = module.mail.domain_name
+}
+
+output "mail_smtp_host" {
+  description = "SES SMTP endpoint the app connects to on TCP 465 (TLS): the egress its NetworkPolicy must allow (through the NAT gateways)."
+  value       = module.mail.smtp_host
 }
 
 # ------------------------------------------------------------ data stores ----

@@ -124,6 +124,26 @@ variable "api_alb_hostname" {
   default     = null
 }
 
+# ------------------------------------------------------------------- mail ----
+
+variable "mail_domain_name" {
+  description = "Domain the app sends mail from (SES domain identity with DKIM, MAIL FROM bounce.<domain>); route53_zone_name or a name inside it. null = route53_zone_name. Give each environment of one account its own (an SES identity exists once per account and region)."
+  type        = string
+  default     = null
+}
+
+variable "mail_from_local_part" {
+  description = "Local part of the one sender address the SES SMTP user may use: MAIL_FROM is <this>@<mail domain> (output mail_from_address)."
+  type        = string
+  default     = "no-reply"
+}
+
+variable "mail_smtp_key_generations" {
+  description = "Labels of the SES SMTP user's access keys; MAILER (usergraph/<env>/mailer) uses the last. Rotate without a gap: [\"1\", \"2\"], apply, sync + restart the pods, then [\"2\"] and apply (docs/runbook.md)."
+  type        = list(string)
+  default     = ["1"]
+}
+
 # -------------------------------------------------------------------- CD ----
 
 variable "github_repository" {

@@ -35,13 +35,17 @@ TF_MOCK_SKIP=(
   aws_elasticache_parameter_group        # no CreateCacheParameterGroup (=> no replication group)
   aws_elasticache_subnet_group           # no DeleteCacheSubnetGroup
   aws_codebuild_webhook                  # no CreateWebhook
+  # moto's CreateEmailIdentity answers LastKeyGenerationTimestamp as a string,
+  # which the SDK refuses (and it returns no DKIM tokens) => no DKIM records:
+  aws_sesv2_email_identity
+  aws_sesv2_email_identity_mail_from_attributes # no PutEmailIdentityMailFromAttributes
   # moto's EKS returns no cluster security group id, so the rules admitting it are empty:
   module.rds.aws_vpc_security_group_ingress_rule.from_nodes
   module.redis.aws_vpc_security_group_ingress_rule.from_nodes
 )
 
 # Services the configuration calls; each endpoint points at moto.
-TF_MOCK_SERVICES=(acm cloudwatch codebuild ec2 eks elasticache iam kms logs rds route53 s3 secretsmanager sns sts)
+TF_MOCK_SERVICES=(acm cloudwatch codebuild ec2 eks elasticache iam kms logs rds route53 s3 secretsmanager sesv2 sns sts)
 
 # tf_available: 0 when terraform and the mirrored provider are both there.
 tf_available() {

@@ -16,7 +16,7 @@ test_deploy_runs_migration_then_rollout_in_order() {
 kustomize <image-overlay>
 kustomize <image-migrate>
 apply -f prereqs.yaml
--n usergraph-dev rollout status statefulset/postgres --timeout=600s
+-n usergraph-dev rollout status statefulset/postgres --timeout=240s
 delete -f job.yaml --ignore-not-found --wait=true
 apply -f job.yaml
 wait --for=condition=complete -f job.yaml --timeout=600s
@@ -175,8 +175,8 @@ YAML
   local out rc
   out="$("$SCRIPTS/deploy.sh" dev v4 2>&1)" || fail "deploy failed: $out"
   assert_eq "apply -f prereqs.yaml
--n usergraph-dev wait --for=condition=Ready externalsecret/usergraph-secrets --timeout=600s
--n usergraph-dev rollout status statefulset/postgres --timeout=600s
+-n usergraph-dev wait --for=condition=Ready externalsecret/usergraph-secrets --timeout=240s
+-n usergraph-dev rollout status statefulset/postgres --timeout=240s
 delete -f job.yaml --ignore-not-found --wait=true" "$(calls | sed -n 4,7p)" "calls after the render"
   : >"$FAKE_LOG"
   out="$(FAKE_WAIT_RC=1 "$SCRIPTS/deploy.sh" dev v4 2>&1)" && rc=0 || rc=$?

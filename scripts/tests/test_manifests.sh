@@ -273,3 +273,96 @@ PY
   assert_contains "$out" "checksum"
   assert_eq 42 "$(psql --no-psqlrc -X -q -tA -h 127.0.0.1 -U postgres -d "$db" -c 'SELECT count(*) FROM users')" "rows restored from the CronJob's dump"
 }
+
+# Mail: prod's MAILER is SES over SMTP from Secrets Manager (the
+# ExternalSecret usergraph-secrets, usergraph/prod/mailer property MAILER),
+# never a ConfigMap value that could shadow it or fall back to the log; dev
+# says what it does with mail in its rendered config (MAILER=log, dev only).
+test_mail_is_explicit_in_both_environments() {
+  py "$(render prod)" "$(render dev)" <<'PY'
+import re, sys, yaml
+prod = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+dev = [d for d in yaml.safe_load_all(open(sys.argv[2])) if d]
+bad = []
+
+def config(docs):
+    cms = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("usergraph-config-")]
+    return cms[0].get("data") or {} if len(cms) == 1 else {}
+
+def app_secret(docs):
+    for d in docs:
+        if d["kind"] == "ExternalSecret" and d["metadata"]["name"] == "usergraph-secrets":
+            return d["spec"]
+    return {}
+
+es = app_secret(prod)
+tmpl = (es.get("target", {}).get("template", {}).get("data") or {}).get("MAILER")
+m = re.fullmatch(r"\s*\{\{\s*\.(\w+)\s*\}\}\s*", tmpl or "")
+if not m:
+    bad.append(f"prod: ExternalSecret usergraph-secrets has no MAILER template of a fetched value (got {tmpl!r})")
+else:
+    refs = [e["remoteRef"] for e in es.get("data") or [] if e.get("secretKey") == m.group(1)]
+    if refs != [{"key": "usergraph/prod/mailer", "property": "MAILER"}]:
+        bad.append(f"prod: MAILER must come from usergraph/prod/mailer property MAILER, not {refs}")
+pc = config(prod)
+if "MAILER" in pc:
+    bad.append(f"prod: ConfigMap usergraph-config sets MAILER={pc['MAILER']!r} (a secret; it must come from usergraph-secrets)")
+if "@localhost" in pc.get("MAIL_FROM", "@localhost"):
+    bad.append("prod: MAIL_FROM is unset or a localhost address: SES refuses it and every mail is dead")
+dc = config(dev)
+if not re.fullmatch(r"log|smtps?://[a-z0-9.-]+(:\d+)?(\?.*)?", dc.get("MAILER", "")):
+    bad.append(f"dev: the rendered ConfigMap must set MAILER explicitly (log, or an in-cluster catcher without credentials), got {dc.get('MAILER')!r}")
+if "MAILER" in (app_secret(dev).get("target", {}).get("template", {}).get("data") or {}):
+    bad.append("dev: MAILER is set in the Secret too, which would override the ConfigMap")
+if bad:
+    sys.exit("; ".join(bad))
+print(f"prod: MAILER from usergraph/prod/mailer, MAIL_FROM={pc['MAIL_FROM']}; dev: MAILER={dc['MAILER']}")
+PY
+}
+
+# DNS: EKS Auto Mode runs its resolver on each node (no CoreDNS pods), so an
+# egress rule that names kube-dns pods admits nothing. Every usergraph pod
+# (server, migration Job, backup CronJob) must reach port 53 by port alone.
+test_usergraph_pods_may_resolve_names_on_auto_mode() {
+  local o
+  for o in prod dev prod/migrate dev/migrate; do
+    # The policies live in the app overlay; a migrate render is checked against them.
+    py "$(render "$o")" "$o" "$(render "${o%%/*}")" <<'PY'
+import sys, yaml
+path, overlay, app = sys.argv[1], sys.argv[2], sys.argv[3]
+docs = [d for d in yaml.safe_load_all(open(path)) if d]
+policies = [d for d in yaml.safe_load_all(open(app)) if d and d["kind"] == "NetworkPolicy"]
+
+def pod_labels(d):
+    spec = d.get("spec") or {}
+    if d["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+
+def selects(pol, labels):
+    want = (pol["spec"].get("podSelector") or {}).get("matchLabels") or {}
+    return all(labels.get(k) == v for k, v in want.items())
+
+bad = []
+for d in docs:
+    if d["kind"] not in ("Deployment", "StatefulSet", "Job", "CronJob"):
+        continue
+    labels = pod_labels(d)
+    if labels.get("app.kubernetes.io/name") != "usergraph":
+        continue
+    mine = [p for p in policies if "Egress" in p["spec"].get("policyTypes", []) and selects(p, labels)]
+    if not mine:
+        continue
+    ok = any(
+        not rule.get("to") or all("ipBlock" in peer and peer["ipBlock"].get("cidr") == "0.0.0.0/0" and not peer["ipBlock"].get("except") for peer in rule["to"])
+        for p in mine for rule in p["spec"].get("egress") or []
+        if any(port.get("port") == 53 and port.get("protocol", "TCP") == "UDP" for port in rule.get("ports") or [])
+    )
+    if not ok:
+        bad.append(f"{d['kind']}/{d['metadata']['name']}: no egress rule admits DNS (UDP 53) by port alone")
+if bad:
+    sys.exit(f"{overlay}: " + "; ".join(bad))
+print(f"{overlay}: every usergraph pod may resolve names")
+PY
+  done
+}

@@ -51,10 +51,21 @@ PY
 
 test_workflow_builds_scans_signs_and_deploys_safely() {
   python3 -c 'import yaml' 2>/dev/null || skip "python3 has no yaml module"
-  python3 - "$PIPELINE_REPO/.github/workflows/ci-cd.yml" <<'PY'
+  python3 - "$PIPELINE_REPO/.github/workflows/ci-cd.yml" "$PIPELINE_REPO/scripts/deploy.sh" "$PIPELINE_REPO/terraform/modules/ci_runner/variables.tf" <<'PY'
 import re, sys, yaml
 wf = yaml.safe_load(open(sys.argv[1]))
 jobs, bad = wf["jobs"], []
+# A deploy job's timeout must outlast deploy.sh's own waits (two
+# ExternalSecrets and two dev workloads, the migration Job, the rollout and
+# its undo), then rollback.sh after a failed smoke test, with 5 minutes for
+# the rest; and end before the CodeBuild runner's own build timeout.
+deploy_sh = open(sys.argv[2]).read()
+def secs(var):
+    v = re.search(var + r'="\$\{' + var + r':-(\d+)s\}"', deploy_sh)
+    return int(v.group(1)) if v else 10**6
+worst = (4 * secs("PREREQ_TIMEOUT") + secs("MIGRATE_TIMEOUT") + 3 * secs("ROLLOUT_TIMEOUT")) / 60 + 5
+runner = re.search(r'variable "build_timeout_minutes".*?default\s*=\s*(\d+)', open(sys.argv[3]).read(), re.S)
+runner = int(runner.group(1)) if runner else 60
 def steps_text(job):
     return "\n".join(str(s.get("run", "")) + " " + str(s.get("uses", "")) for s in job.get("steps", []))
 # Workflow concurrency: a push or release run is its own group.
@@ -83,6 +94,9 @@ for name, env in (("deploy-dev", "dev"), ("deploy-prod", "prod")):
         bad.append(f"{name}: the signature must be verified before scripts/deploy.sh")
     elif not re.search(r'deploy\.sh .*"\$DIGEST"', text[deploy]):
         bad.append(f"{name}: deploy.sh must get the digest, not a tag")
+    t = job.get("timeout-minutes", 360)
+    if not worst <= t < runner:
+        bad.append(f"{name}: timeout-minutes {t} must cover deploy.sh's worst case ({worst:.0f} min) and stay under the runner's {runner} min")
     if not str(job.get("runs-on", "")).startswith(f"codebuild-usergraph-{env}-gha-runner-"):
         bad.append(f"{name}: must run on the CodeBuild runner inside the VPC")
     if "configure-aws-credentials" not in steps_text(job) or job.get("permissions", {}).get("id-token") != "write":

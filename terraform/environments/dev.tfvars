@@ -18,7 +18,8 @@ eks_node_pools             = ["general-purpose", "system"]
 
 route53_zone_name = "usergraph.example.com"
 api_domain_name   = "api.dev.usergraph.example.com"
-api_alb_hostname  = null # after the first deploy: kubectl -n usergraph get ingress usergraph
+api_alb_hostname  = null                        # after the first deploy: kubectl -n usergraph get ingress usergraph
+mail_domain_name  = "dev.usergraph.example.com" # SES identity: its own name, as dev and prod may share an account
 
 github_repository  = "usergraph/usergraph"
 github_environment = "dev"

@@ -18,7 +18,8 @@ eks_node_pools             = ["general-purpose", "system"]
 
 route53_zone_name = "usergraph.example.com"
 api_domain_name   = "api.usergraph.example.com"
-api_alb_hostname  = null # after the first deploy: kubectl -n usergraph get ingress usergraph
+api_alb_hostname  = null                    # after the first deploy: kubectl -n usergraph get ingress usergraph
+mail_domain_name  = "usergraph.example.com" # SES identity (DKIM); MAIL_FROM no-reply@usergraph.example.com
 
 github_repository  = "usergraph/usergraph"
 github_environment = "production"

@@ -43,20 +43,31 @@ resource "aws_cloudwatch_log_group" "cluster" {
 
 # ---------------------------------------------------------- control plane ----
 
-data "aws_iam_policy_document" "cluster_assume" {
+# The trust of both service roles of this module: the control plane (Auto
+# Mode tags its sessions, hence sts:TagSession) and the Auto Mode nodes.
+locals {
+  service_roles = {
+    cluster = { service = "eks.amazonaws.com", actions = ["sts:AssumeRole", "sts:TagSession"] }
+    node    = { service = "ec2.amazonaws.com", actions = ["sts:AssumeRole"] }
+  }
+}
+
+data "aws_iam_policy_document" "assume" {
+  for_each = local.service_roles
+
   statement {
-    actions = ["sts:AssumeRole", "sts:TagSession"]
+    actions = each.value.actions
 
     principals {
       type        = "Service"
-      identifiers = ["eks.amazonaws.com"]
+      identifiers = [each.value.service]
     }
   }
 }
 
 resource "aws_iam_role" "cluster" {
   name               = "${var.cluster_name}-eks-cluster"
-  assume_role_policy = data.aws_iam_policy_document.cluster_assume.json
+  assume_role_policy = data.aws_iam_policy_document.assume["cluster"].json
 }
 
 # AmazonEKSClusterPolicy plus the four policies Auto Mode needs to run
@@ -195,20 +206,9 @@ resource "aws_eks_access_policy_association" "admin" {
 # Role of the Auto Mode nodes. EKS creates the matching access entry itself
 # for the built-in node pools; a custom NodeClass (spec.role) must name this
 # role too (output node_role_name).
-data "aws_iam_policy_document" "node_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["ec2.amazonaws.com"]
-    }
-  }
-}
-
 resource "aws_iam_role" "node" {
   name               = "${var.cluster_name}-eks-auto-node"
-  assume_role_policy = data.aws_iam_policy_document.node_assume.json
+  assume_role_policy = data.aws_iam_policy_document.assume["node"].json
 }
 
 resource "aws_iam_role_policy_attachment" "node" {

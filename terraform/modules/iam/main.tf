@@ -98,17 +98,29 @@ resource "aws_eks_pod_identity_association" "this" {
   role_arn        = aws_iam_role.pod[each.key].arn
 }
 
-# ESO: the usergraph secrets and the RDS-managed owner secret, nothing else
-# (no ListSecrets: ExternalSecrets name their keys).
-data "aws_iam_policy_document" "external_secrets" {
+# Reading secrets: the same two statements for both roles, each with its own
+# list. ESO: the usergraph secrets (db-app, jwt, redis, connection, mailer)
+# and the RDS-managed owner secret, nothing else (no ListSecrets:
+# ExternalSecrets name their keys). The backup: the owner secret and the
+# connection secret (the database host) only.
+locals {
+  secret_readers = {
+    external_secrets = concat(values(var.app_secret_arns), [var.db_owner_secret_arn])
+    backup           = [var.db_owner_secret_arn, var.app_secret_arns["connection"]]
+  }
+}
+
+data "aws_iam_policy_document" "read_secrets" {
+  for_each = local.secret_readers
+
   statement {
-    sid       = "ReadUsergraphSecrets"
+    sid       = "ReadSecrets"
     actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
-    resources = concat(values(var.app_secret_arns), [var.db_owner_secret_arn])
+    resources = each.value
   }
 
   statement {
-    sid       = "DecryptUsergraphSecrets"
+    sid       = "DecryptSecrets"
     actions   = ["kms:Decrypt"]
     resources = [var.secrets_kms_key_arn]
 
@@ -123,27 +135,11 @@ data "aws_iam_policy_document" "external_secrets" {
 resource "aws_iam_role_policy" "external_secrets" {
   name   = "read-usergraph-secrets"
   role   = aws_iam_role.pod["external_secrets"].id
-  policy = data.aws_iam_policy_document.external_secrets.json
+  policy = data.aws_iam_policy_document.read_secrets["external_secrets"].json
 }
 
 data "aws_iam_policy_document" "backup" {
-  statement {
-    sid       = "ReadOwnerDbSecret"
-    actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
-    resources = [var.db_owner_secret_arn, var.app_secret_arns["connection"]]
-  }
-
-  statement {
-    sid       = "DecryptOwnerDbSecret"
-    actions   = ["kms:Decrypt"]
-    resources = [var.secrets_kms_key_arn]
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = ["secretsmanager.${local.region}.amazonaws.com"]
-    }
-  }
+  source_policy_documents = [data.aws_iam_policy_document.read_secrets["backup"].json]
 
   statement {
     sid       = "WriteBackupPrefix"

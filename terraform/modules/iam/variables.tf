@@ -34,7 +34,7 @@ variable "external_secrets_service_account" {
 }
 
 variable "app_secret_arns" {
-  description = "Secrets Manager secrets of the app by key (db_app, jwt, redis, connection)."
+  description = "Secrets Manager secrets of the app by key (db_app, jwt, redis, connection, mailer): all readable by ESO."
   type        = map(string)
 
   validation {

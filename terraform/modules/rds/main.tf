@@ -1,4 +1,5 @@
 data "aws_partition" "current" {}
+data "aws_caller_identity" "current" {}
 
 locals {
   partition   = data.aws_partition.current.partition
@@ -122,6 +123,7 @@ resource "aws_cloudwatch_log_group" "this" {
   kms_key_id        = var.log_kms_key_arn
 }
 
+# Confused-deputy guard: only RDS acting for this account may assume it.
 data "aws_iam_policy_document" "monitoring_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -129,6 +131,12 @@ data "aws_iam_policy_document" "monitoring_assume" {
     principals {
       type        = "Service"
       identifiers = ["monitoring.rds.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
     }
   }
 }

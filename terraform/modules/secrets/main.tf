@@ -8,6 +8,8 @@
 #   <prefix>/redis       {"auth_token"}            ElastiCache AUTH token
 #   <prefix>/connection  {"db_host", "db_port", "db_name", "db_read_host",
 #                         "redis_host", "redis_port"}  endpoints, no secret
+#   <prefix>/mailer      {"MAILER"}                smtps:// URL of Amazon SES with
+#                         the SMTP credentials (mail module)
 #
 # The RDS master (owner) password is not here: RDS manages and rotates it in a
 # secret of its own (rds module, manage_master_user_password).
@@ -67,11 +69,15 @@ locals {
       suffix      = "connection"
       description = "usergraph endpoints (not secret; kept next to the credentials so ExternalSecrets assemble DATABASE_URL and REDIS_URL from one store)"
     }
+    mailer = {
+      suffix      = "mailer"
+      description = "usergraph MAILER: smtps:// URL of Amazon SES with the SMTP user's credentials: JSON MAILER"
+    }
   }
 }
 
 resource "aws_secretsmanager_secret" "this" {
-  #checkov:skip=CKV2_AWS_57:No rotation Lambda: db-app and redis are rotated with terraform apply -replace of their version (the migration Job re-applies the app role's password, ElastiCache uses strategy ROTATE); JWT rotation signs every user out and is done on purpose only; connection holds no secret. See docs/runbook.md.
+  #checkov:skip=CKV2_AWS_57:No rotation Lambda: db-app and redis are rotated with terraform apply -replace of their version (the migration Job re-applies the app role's password, ElastiCache uses strategy ROTATE); JWT rotation signs every user out and is done on purpose only; mailer follows the SES SMTP access key (rotated by key generation, var mail_smtp_key_generations); connection holds no secret. See docs/runbook.md.
   for_each = local.secrets
 
   name                    = "${var.prefix}/${each.value.suffix}"
@@ -125,4 +131,11 @@ resource "aws_secretsmanager_secret_version" "connection" {
     redis_host   = var.connection.redis_host
     redis_port   = tostring(var.connection.redis_port)
   })
+}
+
+# Not generated either: follows the newest SES SMTP access key (mail module),
+# so adding a key generation rewrites it.
+resource "aws_secretsmanager_secret_version" "mailer" {
+  secret_id     = aws_secretsmanager_secret.this["mailer"].id
+  secret_string = jsonencode({ MAILER = var.mailer_url })
 }

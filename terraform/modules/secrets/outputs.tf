@@ -4,12 +4,12 @@ output "kms_key_arn" {
 }
 
 output "secret_names" {
-  description = "Names of the secrets by key (db_app, jwt, redis, connection)."
+  description = "Names of the secrets by key (db_app, jwt, redis, connection, mailer)."
   value       = { for k, s in aws_secretsmanager_secret.this : k => s.name }
 }
 
 output "secret_arns" {
-  description = "ARNs of the secrets by key (db_app, jwt, redis, connection)."
+  description = "ARNs of the secrets by key (db_app, jwt, redis, connection, mailer)."
   value       = { for k, s in aws_secretsmanager_secret.this : k => s.arn }
 }
 

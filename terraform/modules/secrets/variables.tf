@@ -4,7 +4,7 @@ variable "name" {
 }
 
 variable "prefix" {
-  description = "Secret name prefix, <project>/<environment>; secrets are named <prefix>/db-app, /jwt, /redis, /connection."
+  description = "Secret name prefix, <project>/<environment>; secrets are named <prefix>/db-app, /jwt, /redis, /connection, /mailer."
   type        = string
 
   validation {
@@ -34,4 +34,15 @@ variable "connection" {
     redis_host   = string
     redis_port   = number
   })
+}
+
+variable "mailer_url" {
+  description = "MAILER value written to <prefix>/mailer: the smtps:// URL with percent-encoded SMTP credentials (mail module output smtp_url)."
+  type        = string
+  sensitive   = true
+
+  validation {
+    condition     = startswith(var.mailer_url, "smtps://") || startswith(var.mailer_url, "smtp://")
+    error_message = "mailer_url must be an smtps:// (or smtp://) URL: the app would otherwise log reset links (MAILER=log) or refuse to start."
+  }
 }

@@ -17,6 +17,7 @@ data "aws_availability_zones" "pinned" {
 
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
+data "aws_partition" "current" {}
 
 locals {
   azs         = var.azs
@@ -24,6 +25,7 @@ locals {
   nat_count   = var.single_nat_gateway ? 1 : local.az_count
   account_id  = data.aws_caller_identity.current.account_id
   region      = data.aws_region.current.name
+  partition   = data.aws_partition.current.partition
   cluster_tag = "kubernetes.io/cluster/${var.cluster_name}"
 }
 
@@ -183,7 +185,7 @@ data "aws_iam_policy_document" "flow_logs_assume" {
     condition {
       test     = "ArnLike"
       variable = "aws:SourceArn"
-      values   = ["arn:aws:ec2:${local.region}:${local.account_id}:vpc-flow-log/*"]
+      values   = ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:vpc-flow-log/*"]
     }
   }
 }
