@@ -74,6 +74,9 @@ pub async fn build_state(config: Config, options: BuildOptions) -> anyhow::Resul
         redis.map(|backend| (backend, config.redis_key_prefix.clone())),
     );
     let hasher = PasswordHasher::new(config.argon2);
+    // Half the request timeout: a shed caller hears it at once and still has
+    // time to retry within its own deadline.
+    hasher.set_max_wait(config.request_timeout / 2);
     // In the background: the first unknown-email login must not pay for it.
     let warm = hasher.clone();
     tokio::spawn(async move {

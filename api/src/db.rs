@@ -153,6 +153,26 @@ impl Db {
     /// # Errors
     /// When a migration fails.
     pub async fn migrate(&self) -> anyhow::Result<()> {
+        // Every start of a replica but the first of a release: reads on the
+        // pool's one connection (in a transaction, so both queries get the
+        // same one and the pool opens no second connection meanwhile), and
+        // no connection for the lock.
+        let pending = {
+            use sea_orm::TransactionTrait as _;
+            let tx = self
+                .write
+                .begin()
+                .await
+                .context("reading the applied migrations")?;
+            let pending = migration::Migrator::get_pending_migrations_read_only(&tx).await;
+            tx.commit()
+                .await
+                .context("reading the applied migrations")?;
+            pending.context("reading the applied migrations")?
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
         self.locked(Lock::Migrate, true, || {
             migration::Migrator::up(&self.write, None)
         })

@@ -10,9 +10,10 @@
 //! job whose caller has gone (timeout, disconnect) is skipped, so a storm
 //! can neither starve `/health` nor pile up hashes nobody waits for.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{
     Ident, Output, ParamsString, PasswordHash, Salt, SaltString, rand_core::OsRng,
@@ -24,8 +25,18 @@ use crate::config::Argon2Params;
 use crate::domain::types::Password;
 use crate::error::AppError;
 
-/// Jobs that may wait per hashing thread before callers are shed.
-const QUEUE_PER_THREAD: usize = 4;
+/// Jobs that may wait per hashing thread before callers are shed: about a
+/// second of work at OWASP's parameters (~30 ms a hash). Shorter, and a
+/// burst of logins from many clients is mostly turned away while the
+/// threads have work for only a moment; each refusal still costs a parse
+/// and a round trip, and the clients come straight back. Longer, and a
+/// caller could wait out its request timeout.
+const QUEUE_PER_THREAD: usize = 32;
+/// The hashing threads' nice value: under a login storm, every other thread
+/// of the process (probes, reads, the runtime) runs first, and argon2 takes
+/// what is left, which on a busy machine is still almost all of it.
+#[cfg(target_os = "linux")]
+const HASHING_NICE: libc::c_int = 10;
 /// How much costlier than ours a stored hash may be and still be verified
 /// (in memory), and the memory any stored hash may use regardless, so that
 /// lowering our cost never locks out users hashed at the old one.
@@ -54,6 +65,24 @@ struct Inner {
     queue: SyncSender<Job>,
     dummy_hash: OnceCell<String>,
     hashes_computed: Arc<AtomicU64>,
+    threads: usize,
+    /// Jobs queued or running.
+    pending: Arc<AtomicUsize>,
+    /// How long a job takes, on average (nanoseconds; 0 before the first).
+    job_nanos: Arc<AtomicU64>,
+    /// The longest a new job may expect to wait before it runs
+    /// (nanoseconds): beyond it the caller is shed at once rather than left
+    /// to wait out its request timeout.
+    max_wait: AtomicU64,
+}
+
+/// Counts a job as pending until it has run, or was dropped unrun.
+struct Pending(Arc<AtomicUsize>);
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl PasswordHasher {
@@ -65,8 +94,12 @@ impl PasswordHasher {
 
     /// As [`PasswordHasher::new`], with a chosen number of threads.
     pub fn with_threads(params: Argon2Params, threads: usize) -> Self {
+        Self::with_queue(params, threads, QUEUE_PER_THREAD)
+    }
+
+    fn with_queue(params: Argon2Params, threads: usize, per_thread: usize) -> Self {
         let threads = threads.max(1);
-        let (queue, jobs) = std::sync::mpsc::sync_channel::<Job>(threads * QUEUE_PER_THREAD);
+        let (queue, jobs) = std::sync::mpsc::sync_channel::<Job>(threads * per_thread);
         let jobs = Arc::new(Mutex::new(jobs));
         for n in 0..threads {
             let jobs = Arc::clone(&jobs);
@@ -83,8 +116,28 @@ impl PasswordHasher {
                 queue,
                 dummy_hash: OnceCell::new(),
                 hashes_computed: Arc::new(AtomicU64::new(0)),
+                threads,
+                pending: Arc::new(AtomicUsize::new(0)),
+                job_nanos: Arc::new(AtomicU64::new(0)),
+                max_wait: AtomicU64::new(u64::MAX),
             }),
         }
+    }
+
+    /// Sheds a caller at once when the jobs ahead of it would keep it
+    /// waiting longer than `max_wait` (the server sets half its request
+    /// timeout), judged by how long jobs have taken so far.
+    pub fn set_max_wait(&self, max_wait: Duration) {
+        let nanos = u64::try_from(max_wait.as_nanos()).unwrap_or(u64::MAX);
+        self.inner.max_wait.store(nanos, Ordering::Relaxed);
+    }
+
+    /// The wait a job queued now may expect: the jobs ahead of it beyond
+    /// the free threads, shared by the threads.
+    fn expected_wait(&self, ahead: usize) -> u64 {
+        let threads = self.inner.threads as u64;
+        let beyond = (ahead as u64 + 1).saturating_sub(threads);
+        beyond.saturating_mul(self.inner.job_nanos.load(Ordering::Relaxed)) / threads
     }
 
     /// How many hashes or verifications ran (tests use it to prove that a
@@ -105,13 +158,34 @@ impl PasswordHasher {
         let (tx, rx) = oneshot::channel();
         let span = tracing::info_span!("argon2");
         let counter = Arc::clone(&self.inner.hashes_computed);
+        let ahead = self.inner.pending.fetch_add(1, Ordering::SeqCst);
+        let pending = Pending(Arc::clone(&self.inner.pending));
+        if self.expected_wait(ahead) > self.inner.max_wait.load(Ordering::Relaxed) {
+            metrics::counter!("usergraph_auth_shed_total").increment(1);
+            return Err(AppError::RateLimited { retry_after: 1 });
+        }
+        let job_nanos = Arc::clone(&self.inner.job_nanos);
         let job: Job = Box::new(move |memory| {
+            let pending = pending;
             // The caller gave up (timeout, disconnect): nobody needs this hash.
             if tx.is_closed() {
                 return;
             }
             counter.fetch_add(1, Ordering::Relaxed);
-            let _ = tx.send(span.in_scope(|| work(memory)));
+            let started = Instant::now();
+            let outcome = span.in_scope(|| work(memory));
+            let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let average = job_nanos.load(Ordering::Relaxed);
+            let average = if average == 0 {
+                took
+            } else {
+                average / 8 * 7 + took / 8
+            };
+            job_nanos.store(average, Ordering::Relaxed);
+            // Done before the caller hears of it: its next job must not
+            // find this one still counted ahead of it.
+            drop(pending);
+            let _ = tx.send(outcome);
         });
         match self.inner.queue.try_send(job) {
             Ok(()) => {}
@@ -205,6 +279,7 @@ impl PasswordHasher {
 /// job that panics fails its own request only (its caller sees the answer
 /// channel close): the thread lives on, so the pool never shrinks.
 fn hashing_thread(jobs: &Mutex<Receiver<Job>>) {
+    lower_priority();
     let mut memory: Vec<Block> = Vec::new();
     loop {
         let job = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
@@ -216,6 +291,33 @@ fn hashing_thread(jobs: &Mutex<Receiver<Job>>) {
         }
     }
 }
+
+/// Lowers this thread's scheduling priority (see [`HASHING_NICE`]); a
+/// refusal (a seccomp profile, say) leaves it as it was.
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    // SAFETY: gettid, getpriority and setpriority take and return plain
+    // integers and touch only this thread's scheduling attributes.
+    let done = unsafe {
+        #[allow(clippy::cast_sign_loss)]
+        let tid = libc::gettid() as libc::id_t;
+        // Never raise it: a process started at a lower priority stays there
+        // (an error reads as -1, which only means setting ours).
+        if libc::getpriority(libc::PRIO_PROCESS, tid) >= HASHING_NICE {
+            return;
+        }
+        libc::setpriority(libc::PRIO_PROCESS, tid, HASHING_NICE)
+    };
+    if done != 0 {
+        tracing::debug!(
+            error = %std::io::Error::last_os_error(),
+            "could not lower the hashing thread's priority"
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
 
 fn internal(what: &str, e: impl std::fmt::Display) -> AppError {
     AppError::internal(anyhow::anyhow!("{what}: {e}"))
@@ -451,7 +553,7 @@ mod tests {
             iterations: 8,
             parallelism: 1,
         };
-        let hasher = PasswordHasher::with_threads(slow, 1);
+        let hasher = PasswordHasher::with_queue(slow, 1, 4);
         let jobs: Vec<_> = (0..20)
             .map(|_| {
                 let h = hasher.clone();
@@ -470,8 +572,38 @@ mod tests {
                 Err(other) => panic!("unexpected {other:?}"),
             }
         }
-        assert!((1..=1 + QUEUE_PER_THREAD).contains(&done), "{done} done");
+        assert!((1..=1 + 4).contains(&done), "{done} done");
         assert_eq!(shed + done, 20);
+    }
+
+    #[tokio::test]
+    async fn a_caller_who_would_wait_too_long_is_shed_at_once() {
+        let slow = Argon2Params {
+            memory_kib: 8192,
+            iterations: 8,
+            parallelism: 1,
+        };
+        let hasher = PasswordHasher::with_threads(slow, 1);
+        hasher.set_max_wait(Duration::from_millis(1));
+        // The first job teaches the hasher how long a job takes.
+        hasher.hash(&pw("a fine passphrase")).await.unwrap();
+        let jobs: Vec<_> = (0..5)
+            .map(|_| {
+                let h = hasher.clone();
+                tokio::spawn(async move { h.hash(&pw("a fine passphrase")).await })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for job in jobs {
+            outcomes.push(matches!(
+                job.await.unwrap(),
+                Err(AppError::RateLimited { .. })
+            ));
+        }
+        // The queue has room for 32, but a job behind the running one
+        // would wait a whole hash: only the first runs.
+        assert_eq!(outcomes, [false, true, true, true, true]);
+        assert_eq!(hasher.inner.pending.load(Ordering::SeqCst), 0);
     }
 
     #[test]

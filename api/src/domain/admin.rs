@@ -29,7 +29,7 @@ use crate::state::App;
 /// an account, only when its permissions are a subset of the caller's own.
 /// So only an admin can make, change or remove an admin.
 async fn caller_holds(app: &App, actor: Uuid, permissions: &[String], what: &str) -> AppResult<()> {
-    let mine = roles::permissions_of_user(app, actor).await?;
+    let mine = roles::permissions_of_user(app, actor, None).await?;
     if let Some(missing) = permissions.iter().find(|p| !mine.contains(p)) {
         return Err(AppError::Forbidden(format!(
             "{what} needs {missing}, which you do not hold"
@@ -40,7 +40,7 @@ async fn caller_holds(app: &App, actor: Uuid, permissions: &[String], what: &str
 
 /// The permissions an account holds now (for the rule above).
 async fn held_by(app: &App, user_id: Uuid) -> AppResult<Vec<String>> {
-    roles::permissions_of_user(app, user_id).await
+    roles::permissions_of_user(app, user_id, None).await
 }
 
 /// Role names are bounded before anything is looked up.

@@ -373,7 +373,7 @@ pub async fn by_email(app: &App, email: &str) -> AppResult<Option<UserView>> {
         .one(&app.db.fresh)
         .await?;
     match id {
-        Some(id) => super::users::load(app, id).await,
+        Some(id) => super::users::load(app, id, None).await,
         None => Ok(None),
     }
 }

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::invalidations::Stale;
 use crate::error::{AppError, AppResult};
-use crate::infra::cache::Family;
+use crate::infra::cache::{Family, Hints};
 use crate::state::App;
 
 pub const ADMIN: &str = "admin";
@@ -40,13 +40,13 @@ pub const PERMISSIONS: [&str; 7] = [
 ];
 
 /// The role catalogue, under the single id `all`.
-const CATALOGUE: Family = Family {
+pub(crate) const CATALOGUE: Family = Family {
     name: "roles",
     shape: 1,
     ttl: Duration::from_secs(300),
 };
 /// Which roles each user holds (role ids).
-const USER_ROLES: Family = Family {
+pub(crate) const USER_ROLES: Family = Family {
     name: "user_roles",
     shape: 1,
     ttl: Duration::from_secs(300),
@@ -122,10 +122,10 @@ async fn catalogue_version<C: ConnectionTrait>(conn: &C) -> AppResult<u64> {
 ///
 /// # Errors
 /// `Internal` when the database fails.
-pub async fn all(app: &App) -> AppResult<HashMap<Uuid, RoleView>> {
+pub async fn all(app: &App, hints: Hints<'_>) -> AppResult<HashMap<Uuid, RoleView>> {
     let mut found = app
         .cache
-        .read_through(&CATALOGUE, &["all"], |_| async {
+        .read_through_hinted(&CATALOGUE, &["all"], hints, |_| async {
             // The version first: roles read after it are at least that new.
             let version = catalogue_version(&app.db.fresh).await?;
             let roles: Vec<RoleView> = role::Entity::find()
@@ -146,10 +146,14 @@ pub async fn all(app: &App) -> AppResult<HashMap<Uuid, RoleView>> {
 ///
 /// # Errors
 /// `Internal` when the database fails.
-pub async fn for_users(app: &App, user_ids: &[Uuid]) -> AppResult<HashMap<Uuid, Vec<RoleView>>> {
+pub async fn for_users(
+    app: &App,
+    user_ids: &[Uuid],
+    hints: Hints<'_>,
+) -> AppResult<HashMap<Uuid, Vec<RoleView>>> {
     let role_ids = app
         .cache
-        .read_through(&USER_ROLES, user_ids, |missing| async move {
+        .read_through_hinted(&USER_ROLES, user_ids, hints, |missing| async move {
             let rows: Vec<(Uuid, i64, Option<Uuid>)> = user::Entity::find()
                 .select_only()
                 .column(user::Column::Id)
@@ -173,7 +177,7 @@ pub async fn for_users(app: &App, user_ids: &[Uuid]) -> AppResult<HashMap<Uuid, 
                 .collect())
         })
         .await?;
-    let all = all(app).await?;
+    let all = all(app, hints).await?;
     Ok(user_ids
         .iter()
         .map(|user_id| {
@@ -193,8 +197,12 @@ pub async fn for_users(app: &App, user_ids: &[Uuid]) -> AppResult<HashMap<Uuid, 
 ///
 /// # Errors
 /// `Internal` when the database fails.
-pub async fn permissions_of_user(app: &App, user_id: Uuid) -> AppResult<Vec<String>> {
-    let roles = for_users(app, &[user_id])
+pub async fn permissions_of_user(
+    app: &App,
+    user_id: Uuid,
+    hints: Hints<'_>,
+) -> AppResult<Vec<String>> {
+    let roles = for_users(app, &[user_id], hints)
         .await?
         .remove(&user_id)
         .unwrap_or_default();
@@ -205,8 +213,13 @@ pub async fn permissions_of_user(app: &App, user_id: Uuid) -> AppResult<Vec<Stri
 ///
 /// # Errors
 /// `Internal` when the roles cannot be read.
-pub async fn user_holds(app: &App, user_id: Uuid, permission: &str) -> AppResult<bool> {
-    Ok(permissions_of_user(app, user_id)
+pub async fn user_holds(
+    app: &App,
+    user_id: Uuid,
+    permission: &str,
+    hints: Hints<'_>,
+) -> AppResult<bool> {
+    Ok(permissions_of_user(app, user_id, hints)
         .await?
         .iter()
         .any(|p| p == permission))

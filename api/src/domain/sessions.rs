@@ -28,7 +28,7 @@ use super::users::UserView;
 use super::{RequestMeta, now};
 use crate::auth::tokens;
 use crate::error::{AppError, AppResult};
-use crate::infra::cache::Family;
+use crate::infra::cache::{Family, Hints, Prefetch};
 use crate::state::App;
 
 /// Cached liveness, by session id.
@@ -129,10 +129,15 @@ pub async fn create<C: ConnectionTrait>(
 ///
 /// # Errors
 /// `UNAUTHENTICATED` when it is not; `Internal` when the database fails.
-pub async fn check_live(app: &App, user_id: Uuid, session_id: Uuid) -> AppResult<()> {
+pub async fn check_live(
+    app: &App,
+    user_id: Uuid,
+    session_id: Uuid,
+    hints: Hints<'_>,
+) -> AppResult<()> {
     let mut states = app
         .cache
-        .read_through(&SESSIONS, &[session_id], |ids| load_states(app, ids))
+        .read_through_hinted(&SESSIONS, &[session_id], hints, |ids| load_states(app, ids))
         .await?;
     match states.remove(&session_id) {
         Some(s) if s.live && s.user_id == user_id && s.expires_at > Utc::now() => Ok(()),
@@ -140,6 +145,20 @@ pub async fn check_live(app: &App, user_id: Uuid, session_id: Uuid) -> AppResult
             "Session has ended; sign in again".into(),
         )),
     }
+}
+
+/// Reads, in one round trip, what a signed-in request reads first: the
+/// session's liveness, the user, the user's roles and the role catalogue
+/// (see [`Prefetch`]).
+pub async fn prefetch_viewer(app: &App, user_id: Uuid, session_id: Uuid) -> Prefetch {
+    app.cache
+        .prefetch(&[
+            SESSIONS.key(session_id),
+            super::users::USERS.key(user_id),
+            super::roles::USER_ROLES.key(user_id),
+            super::roles::CATALOGUE.key("all"),
+        ])
+        .await
 }
 
 /// Reads liveness from the primary: a lagging replica must not revive a

@@ -16,11 +16,11 @@ use uuid::Uuid;
 
 use super::invalidations::Stale;
 use crate::error::AppResult;
-use crate::infra::cache::Family;
+use crate::infra::cache::{Family, Hints};
 use crate::state::App;
 
 /// Users by id. The TTL is a backstop: writes invalidate.
-const USERS: Family = Family {
+pub(crate) const USERS: Family = Family {
     name: "user",
     shape: 1,
     ttl: Duration::from_secs(300),
@@ -101,9 +101,13 @@ pub async fn lock<C: sea_orm::ConnectionTrait>(conn: &C, id: Uuid) -> crate::err
 ///
 /// # Errors
 /// `Internal` when the database fails.
-pub async fn load_many(app: &App, ids: &[Uuid]) -> AppResult<HashMap<Uuid, UserView>> {
+pub async fn load_many(
+    app: &App,
+    ids: &[Uuid],
+    hints: Hints<'_>,
+) -> AppResult<HashMap<Uuid, UserView>> {
     app.cache
-        .read_through(&USERS, ids, |missing| async move {
+        .read_through_hinted(&USERS, ids, hints, |missing| async move {
             let rows = user::Entity::find()
                 .filter(user::Column::Id.is_in(missing))
                 .all(&app.db.fresh)
@@ -123,6 +127,6 @@ pub async fn load_many(app: &App, ids: &[Uuid]) -> AppResult<HashMap<Uuid, UserV
 ///
 /// # Errors
 /// `Internal` when the database fails.
-pub async fn load(app: &App, id: Uuid) -> AppResult<Option<UserView>> {
-    Ok(load_many(app, &[id]).await?.remove(&id))
+pub async fn load(app: &App, id: Uuid, hints: Hints<'_>) -> AppResult<Option<UserView>> {
+    Ok(load_many(app, &[id], hints).await?.remove(&id))
 }

@@ -70,7 +70,7 @@ impl AuditEvent {
             .data_unchecked::<DataLoader<UserLoader>>()
             .load_one(id)
             .await?
-            .map(User::new))
+            .map(User::batched))
     }
 }
 

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use crate::domain::RequestMeta;
 use crate::domain::roles;
 use crate::error::AppError;
+use crate::infra::cache::{Hints, Prefetch};
 use crate::infra::ratelimit::RateLimiter;
 use crate::state::AppState;
 
@@ -42,6 +43,12 @@ pub fn meta<'a>(ctx: &Context<'a>) -> &'a RequestMeta {
 
 pub fn auth<'a>(ctx: &Context<'a>) -> &'a Auth {
     ctx.data_unchecked::<Auth>()
+}
+
+/// What this request read ahead (a single read-only request over HTTP).
+pub fn hints<'a>(ctx: &Context<'a>) -> Hints<'a> {
+    ctx.data_opt::<std::sync::Arc<Prefetch>>()
+        .map(AsRef::as_ref)
 }
 
 /// The signed-in caller.
@@ -85,7 +92,7 @@ pub async fn has_permission(
     viewer: Viewer,
     permission: &str,
 ) -> Result<bool, AppError> {
-    roles::user_holds(state(ctx), viewer.user_id, permission).await
+    roles::user_holds(state(ctx), viewer.user_id, permission, hints(ctx)).await
 }
 
 /// Counts one call of an auth mutation against the caller's IP.

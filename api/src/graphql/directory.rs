@@ -231,7 +231,7 @@ impl DirectoryQuery {
                 || look.field("edges").field("node").field(name).exists()
         };
         let mut roles = if wants("roles") || wants("permissions") {
-            Some(roles::for_users(app, &ids).await?)
+            Some(roles::for_users(app, &ids, context::hints(ctx)).await?)
         } else {
             None
         };

@@ -426,6 +426,13 @@ impl Extension for GuardExtension {
                 *seen = Some((kind(op.node.ty), label, class));
             }
         }
+        // A request that writes reads its own writes, not what was read
+        // ahead of it.
+        if ops.iter().any(|(_, op)| op.node.ty != OperationType::Query)
+            && let Some(hints) = ctx.data_opt::<std::sync::Arc<crate::infra::cache::Prefetch>>()
+        {
+            hints.off();
+        }
         let over_ws = ctx.data_opt::<ViaWs>().is_some();
         if ctx.data_opt::<ViaGet>().is_some()
             && ops.iter().any(|(_, op)| op.node.ty != OperationType::Query)

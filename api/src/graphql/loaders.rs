@@ -18,7 +18,7 @@ impl async_graphql::dataloader::Loader<Uuid> for RolesByUserLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Vec<RoleView>>, Self::Error> {
-        Ok(roles::for_users(&self.0, keys).await?)
+        Ok(roles::for_users(&self.0, keys, None).await?)
     }
 }
 
@@ -30,7 +30,7 @@ impl async_graphql::dataloader::Loader<Uuid> for UserLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, UserView>, Self::Error> {
-        Ok(users::load_many(&self.0, keys).await?)
+        Ok(users::load_many(&self.0, keys, None).await?)
     }
 }
 

@@ -29,9 +29,11 @@ impl UserQuery {
             Auth::Anonymous => return Ok(None),
             _ => context::viewer(ctx)?,
         };
-        Ok(users::load(context::state(ctx), viewer.user_id)
-            .await?
-            .map(User::new))
+        Ok(
+            users::load(context::state(ctx), viewer.user_id, context::hints(ctx))
+                .await?
+                .map(User::new),
+        )
     }
 
     /// A user by id: the caller themself, or with `users:read`.
@@ -42,7 +44,9 @@ impl UserQuery {
         if viewer.user_id != id && !context::has_permission(ctx, viewer, USERS_READ.0).await? {
             return Err(AppError::Forbidden("This needs the users:read permission".into()).into());
         }
-        Ok(users::load(context::state(ctx), id).await?.map(User::new))
+        Ok(users::load(context::state(ctx), id, context::hints(ctx))
+            .await?
+            .map(User::new))
     }
 }
 
@@ -54,7 +58,7 @@ impl RoleQuery {
     /// Every role, by name. Needs `roles:read`.
     #[graphql(guard = "ROLES_READ")]
     async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
-        let mut all: Vec<_> = roles::all(context::state(ctx))
+        let mut all: Vec<_> = roles::all(context::state(ctx), context::hints(ctx))
             .await?
             .into_values()
             .collect();
@@ -69,7 +73,7 @@ impl RoleQuery {
             // Longer than any role name can be.
             return Ok(None);
         }
-        let all = roles::all(context::state(ctx)).await?;
+        let all = roles::all(context::state(ctx), context::hints(ctx)).await?;
         Ok(all.into_values().find(|r| r.name == name).map(Role))
     }
 }

@@ -173,8 +173,8 @@ impl Live {
             session_id,
             ..
         } = self.viewer;
-        sessions::check_live(&self.app, user_id, session_id).await?;
-        if !roles::user_holds(&self.app, user_id, AUDIT_READ.0).await? {
+        sessions::check_live(&self.app, user_id, session_id, None).await?;
+        if !roles::user_holds(&self.app, user_id, AUDIT_READ.0, None).await? {
             return Err(
                 AppError::Forbidden(format!("This needs the {} permission", AUDIT_READ.0)).into(),
             );

@@ -51,15 +51,30 @@ pub struct User {
     /// (see `directory::users`): then no loader round is needed.
     pub roles: Option<Vec<RoleView>>,
     pub sessions: Option<Vec<SessionView>>,
+    /// One of many in a response (an audit event's actor, …): its roles go
+    /// through the request's loader, batched with its siblings'. A single
+    /// user (`me`, `user(id:)`, a mutation's result) reads them at once,
+    /// without the loader's wait for siblings that will not come.
+    pub batched: bool,
 }
 
 impl User {
+    /// The one user a field answers with.
     pub fn new(view: UserView) -> Self {
         Self {
             view,
             new_session: None,
             roles: None,
             sessions: None,
+            batched: false,
+        }
+    }
+
+    /// A user among siblings (see [`User::batched`]).
+    pub fn batched(view: UserView) -> Self {
+        Self {
+            batched: true,
+            ..Self::new(view)
         }
     }
 }
@@ -68,6 +83,12 @@ impl User {
     async fn role_views(&self, ctx: &Context<'_>) -> Result<Vec<RoleView>> {
         if let Some(roles) = &self.roles {
             return Ok(roles.clone());
+        }
+        if !self.batched {
+            let id = self.view.id;
+            let hints = super::context::hints(ctx);
+            let mut found = roles::for_users(super::context::state(ctx), &[id], hints).await?;
+            return Ok(found.remove(&id).unwrap_or_default());
         }
         Ok(ctx
             .data_unchecked::<DataLoader<RolesByUserLoader>>()
@@ -246,10 +267,8 @@ impl AuthPayload {
     }
     async fn user(&self) -> User {
         User {
-            view: self.0.user.clone(),
             new_session: Some(self.0.session_id),
-            roles: None,
-            sessions: None,
+            ..User::new(self.0.user.clone())
         }
     }
 }

@@ -6,6 +6,7 @@
 //! caller's identity, its network facts and fresh DataLoaders.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{BatchRequest, BatchResponse, Data, Request as GqlRequest};
@@ -22,6 +23,7 @@ use crate::domain::{RequestMeta, sessions};
 use crate::graphql::context::{Auth, Viewer};
 use crate::graphql::extension::{RequestId, ViaGet, coded_error};
 use crate::graphql::loaders::{RolesByUserLoader, SessionsByUserLoader, UserLoader};
+use crate::infra::cache::Prefetch;
 use crate::state::AppState;
 
 pub fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
@@ -41,21 +43,34 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// Who is asking: a bearer token is verified and its session checked.
 pub async fn authenticate(app: &AppState, authorization: Option<&str>) -> Auth {
+    authenticate_ahead(app, authorization).await.0
+}
+
+/// [`authenticate`], with what the caller's request will read next, read
+/// in the same round trip as the session (see [`Prefetch`]).
+pub async fn authenticate_ahead(
+    app: &AppState,
+    authorization: Option<&str>,
+) -> (Auth, Option<Prefetch>) {
     let Some(value) = authorization else {
-        return Auth::Anonymous;
+        return (Auth::Anonymous, None);
     };
     let Some(token) = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .map(str::trim)
     else {
-        return Auth::Invalid("Authorization must be: Bearer <accessToken>".into());
+        return (
+            Auth::Invalid("Authorization must be: Bearer <accessToken>".into()),
+            None,
+        );
     };
     let claims = match app.jwt.verify(token) {
         Ok(claims) => claims,
-        Err(e) => return Auth::Invalid(e.message()),
+        Err(e) => return (Auth::Invalid(e.message()), None),
     };
-    match sessions::check_live(app, claims.sub, claims.sid).await {
+    let ahead = sessions::prefetch_viewer(app, claims.sub, claims.sid).await;
+    let auth = match sessions::check_live(app, claims.sub, claims.sid, Some(&ahead)).await {
         Ok(()) => Auth::User(Viewer {
             user_id: claims.sub,
             session_id: claims.sid,
@@ -66,16 +81,28 @@ pub async fn authenticate(app: &AppState, authorization: Option<&str>) -> Auth {
             Auth::Unavailable
         }
         Err(e) => Auth::Invalid(e.message()),
-    }
+    };
+    (auth, Some(ahead))
 }
 
 /// What resolvers find in the context: the state, the caller, the network
 /// facts, the request id and fresh DataLoaders. Per operation over HTTP, per
 /// connection over WebSocket (the loaders cache nothing, so nothing read
 /// outlives the batch it was loaded for).
-pub fn context_data(app: &AppState, auth: Auth, meta: RequestMeta, request_id: String) -> Data {
+///
+/// `hints` only for a single request over HTTP (see [`Prefetch`]).
+pub fn context_data(
+    app: &AppState,
+    auth: Auth,
+    meta: RequestMeta,
+    request_id: String,
+    hints: Option<Arc<Prefetch>>,
+) -> Data {
     let mut data = Data::default();
     data.insert(app.clone());
+    if let Some(hints) = hints {
+        data.insert(hints);
+    }
     data.insert(auth);
     data.insert(meta);
     data.insert(RequestId(request_id));
@@ -114,7 +141,7 @@ async fn execute(
     via_get: bool,
 ) -> Response {
     let app = &server.app;
-    let auth = authenticate(
+    let (auth, ahead) = authenticate_ahead(
         app,
         headers
             .get(header::AUTHORIZATION)
@@ -127,20 +154,22 @@ async fn execute(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let attach = |req: GqlRequest| {
+    let attach = |req: GqlRequest, hints| {
         let mut req = req;
         // Nothing else puts data in a request: these are all of it.
-        req.data = context_data(app, auth.clone(), meta.clone(), request_id.clone());
+        req.data = context_data(app, auth.clone(), meta.clone(), request_id.clone(), hints);
         if via_get { req.data(ViaGet) } else { req }
     };
     let response = match batch {
         BatchRequest::Single(req) => {
-            BatchResponse::Single(server.schema.execute(attach(req)).await)
+            let hints = ahead.map(Arc::new);
+            BatchResponse::Single(server.schema.execute(attach(req, hints)).await)
         }
         BatchRequest::Batch(reqs) => {
             let mut out = Vec::with_capacity(reqs.len());
             for req in reqs {
-                out.push(server.schema.execute(attach(req)).await);
+                // Each operation sees the writes of those before it: no hints.
+                out.push(server.schema.execute(attach(req, None)).await);
             }
             BatchResponse::Batch(out)
         }

@@ -118,7 +118,7 @@ pub async fn upgrade(
                 .on_connection_init(move |payload| async move {
                     seen.store(true, Ordering::SeqCst);
                     let auth = authenticate_init(&app, &payload).await;
-                    let mut data = context_data(&app, auth, meta, request_id);
+                    let mut data = context_data(&app, auth, meta, request_id, None);
                     data.insert(counted);
                     data.insert(ViaWs);
                     Ok::<Data, async_graphql::Error>(data)

@@ -209,6 +209,59 @@ impl std::fmt::Debug for Unsettled {
     }
 }
 
+/// Values read ahead, in one multi-get, for one read-only request: the keys
+/// every signed-in request needs (its session, its user, the user's roles,
+/// the role catalogue) are known from the token alone, so they come in the
+/// round trip that checks the session instead of one round trip each.
+///
+/// Each hint stands for **one** read at the start of the request, and is
+/// used up by it: the first reader of a key (the session check, the first
+/// permission check, `me`) takes it, and any later read of that key in the
+/// request asks the cache, so a role revoked while a long query runs is seen
+/// by its later checks as before. A hint is used only while the cache has
+/// seen no failure since it was read and in the generation it was read in
+/// (the full key carries it). A request that writes must read its own
+/// writes: [`Prefetch::off`] is called for any document with a mutation
+/// before anything runs, and a batch or a WebSocket connection never gets
+/// hints.
+#[derive(Default, Debug)]
+pub struct Prefetch {
+    /// Full key → raw value. Only values: an absent key or a tombstone is
+    /// a miss, whose load fills the cache, and a second read of it in the
+    /// same request must find that fill rather than the miss again.
+    values: Mutex<HashMap<String, String>>,
+    /// [`Cache::failures`] when the values were read.
+    failures: u64,
+    off: AtomicBool,
+}
+
+impl Prefetch {
+    /// From now on, every read goes to the cache itself.
+    pub fn off(&self) {
+        self.off.store(true, Ordering::SeqCst);
+    }
+
+    /// Takes the hint of `full_key`, if there is one.
+    fn take(&self, full_key: &str) -> Option<String> {
+        if self.off.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.values.lock().ok()?.remove(full_key)
+    }
+
+    /// How many hints are left (tests).
+    pub fn len(&self) -> usize {
+        self.values.lock().map_or(0, |v| v.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Hints for a read (see [`Prefetch`]), or none.
+pub type Hints<'a> = Option<&'a Prefetch>;
+
 /// The cache as the application uses it. Cheap to clone.
 #[derive(Clone)]
 pub struct Cache {
@@ -411,6 +464,27 @@ impl Cache {
         }
     }
 
+    /// Reads logical `keys` ahead in one multi-get (see [`Prefetch`]). An
+    /// untrusted or failing cache gives an empty prefetch.
+    pub async fn prefetch(&self, keys: &[String]) -> Prefetch {
+        let full: Vec<String> = keys.iter().map(|k| self.full_key(k)).collect();
+        let raw = self.mget(&full).await;
+        if !self.is_trusted() {
+            return Prefetch::default();
+        }
+        let values = full
+            .into_iter()
+            .zip(raw)
+            .filter_map(|(key, raw)| Some((key, raw?)))
+            .filter(|(_, raw)| raw.split_once(':').is_none_or(|(_, rest)| rest != "-"))
+            .collect();
+        Prefetch {
+            values: Mutex::new(values),
+            failures: self.failures(),
+            off: AtomicBool::new(false),
+        }
+    }
+
     /// Reads the values of `ids` in `family`: one multi-get, then `load` for
     /// the misses (absent, tombstoned, another shape, or the cache
     /// untrusted), whose results are filled at the version they were read
@@ -432,6 +506,27 @@ impl Cache {
         F: Fn(Vec<K>) -> Fut,
         Fut: Future<Output = AppResult<Vec<(K, u64, T)>>>,
     {
+        self.read_through_hinted(family, ids, None, load).await
+    }
+
+    /// [`Cache::read_through`], taking what `hints` already holds instead of
+    /// asking the backend for it again.
+    ///
+    /// # Errors
+    /// Whatever `load` fails with.
+    pub async fn read_through_hinted<K, T, F, Fut>(
+        &self,
+        family: &Family,
+        ids: &[K],
+        hints: Hints<'_>,
+        load: F,
+    ) -> AppResult<HashMap<K, T>>
+    where
+        K: Display + Eq + Hash + Clone,
+        T: Serialize + DeserializeOwned,
+        F: Fn(Vec<K>) -> Fut,
+        Fut: Future<Output = AppResult<Vec<(K, u64, T)>>>,
+    {
         let mut found = HashMap::with_capacity(ids.len());
         if ids.is_empty() {
             return Ok(found);
@@ -441,7 +536,7 @@ impl Cache {
             .map(|id| self.full_key(&family.key(id)))
             .collect();
         let generation = self.generation();
-        let cached = self.mget(&keys).await;
+        let cached = self.mget_hinted(&keys, hints).await;
         // After the multi-get: a failure of that very call counts too.
         let trusted = self.is_trusted();
         // A miss remembers the version it saw (a tombstone, another shape):
@@ -589,6 +684,37 @@ impl Cache {
             }
         }
         Ok(out)
+    }
+
+    /// [`Cache::mget`] of the keys `hints` does not hold.
+    async fn mget_hinted(&self, keys: &[String], hints: Hints<'_>) -> Vec<Option<String>> {
+        // A failure since the hints were read may have hidden a tombstone
+        // from them (even if the cache is trusted again by now).
+        let Some(hints) = hints.filter(|h| self.is_trusted() && h.failures == self.failures())
+        else {
+            return self.mget(keys).await;
+        };
+        let mut out: Vec<Option<Option<String>>> =
+            keys.iter().map(|k| hints.take(k).map(Some)).collect();
+        let rest: Vec<String> = keys
+            .iter()
+            .zip(&out)
+            .filter(|(_, hint)| hint.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
+        if rest.is_empty() {
+            metrics::counter!("usergraph_cache_prefetched_total").increment(keys.len() as u64);
+            return out.into_iter().flatten().collect();
+        }
+        metrics::counter!("usergraph_cache_prefetched_total")
+            .increment((keys.len() - rest.len()) as u64);
+        let mut fetched = self.mget(&rest).await.into_iter();
+        for slot in &mut out {
+            if slot.is_none() {
+                *slot = Some(fetched.next().flatten());
+            }
+        }
+        out.into_iter().flatten().collect()
     }
 
     async fn mget(&self, keys: &[String]) -> Vec<Option<String>> {
@@ -841,6 +967,93 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(fresh[&1], "v2", "the late fill of version 1 was refused");
+    }
+
+    /// The in-process backend, counting its multi-gets.
+    struct Counting(MemoryBackend, AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl CacheBackend for Counting {
+        fn name(&self) -> &'static str {
+            "memory"
+        }
+        async fn mget(&self, keys: &[String]) -> anyhow::Result<Vec<Option<String>>> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.mget(keys).await
+        }
+        async fn write_if_newer(&self, writes: &[Write]) -> anyhow::Result<()> {
+            self.0.write_if_newer(writes).await
+        }
+        async fn ping(&self) -> anyhow::Result<()> {
+            Ok(())
+        }
+        fn shared(&self) -> bool {
+            false
+        }
+        async fn incarnation(&self) -> anyhow::Result<Option<String>> {
+            Ok(None)
+        }
+    }
+
+    #[tokio::test]
+    async fn hints_stand_in_for_one_read_each_until_turned_off() {
+        let backend = Arc::new(Counting(MemoryBackend::new(), AtomicUsize::new(0)));
+        let mgets = || backend.1.load(Ordering::SeqCst);
+        let cache = Cache::new(backend.clone(), "t:", TOMBSTONE_TTL);
+        let calls = AtomicUsize::new(0);
+        let loads = || calls.load(Ordering::SeqCst);
+        let read = |hints, version| {
+            let (cache, calls) = (&cache, &calls);
+            async move {
+                cache
+                    .read_through_hinted(&THINGS, &[1u32, 2], hints, |ids| {
+                        load_counting(calls, ids, version)
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        read(None, 1).await;
+        cache.invalidate(&[(THINGS.key(2), 2)]).await.unwrap();
+        let (before, loaded) = (mgets(), loads());
+        let ahead = cache.prefetch(&[THINGS.key(1), THINGS.key(2)]).await;
+        assert_eq!(mgets(), before + 1);
+        assert_eq!(ahead.len(), 1, "a tombstone is not a hint");
+
+        // Thing 1 comes from its hint; tombstoned thing 2 is asked for (one
+        // multi-get of it alone) and loaded at version 2, which fills.
+        let got = read(Some(&ahead), 2).await;
+        assert_eq!((got[&1].as_str(), got[&2].as_str()), ("v1", "v2"));
+        assert_eq!(mgets(), before + 2, "one multi-get, for thing 2 only");
+        assert_eq!(loads(), loaded + 1);
+        assert!(ahead.is_empty(), "the hint was used up");
+
+        // A second read in the same request asks the cache for both and
+        // finds thing 2's fill: no load.
+        let again = read(Some(&ahead), 3).await;
+        assert_eq!(again[&2], "v2");
+        assert_eq!((mgets(), loads()), (before + 3, loaded + 1));
+
+        // Turned off: hints are not used.
+        let ahead = cache.prefetch(&[THINGS.key(1)]).await;
+        ahead.off();
+        read(Some(&ahead), 3).await;
+        assert_eq!(
+            mgets(),
+            before + 5,
+            "the prefetch, then one multi-get of both"
+        );
+        assert_eq!(ahead.len(), 1, "its hint was left alone");
+
+        // A failure after the prefetch: the hint may miss a tombstone that
+        // could not be written, so it is not used, even once trusted again.
+        let ahead = cache.prefetch(&[THINGS.key(1)]).await;
+        cache.failed("test", &anyhow::anyhow!("a stall"));
+        cache.trust_again(cache.failures());
+        assert!(cache.is_trusted());
+        read(Some(&ahead), 3).await;
+        assert_eq!(mgets(), before + 7);
+        assert_eq!(ahead.len(), 1, "its hint was left alone");
     }
 
     #[tokio::test]

@@ -405,7 +405,7 @@ async fn concurrent_logins_and_failures_leave_every_replica_equal_to_the_databas
     // What each replica serves from its cache is the committed row.
     let truth = usergraph::domain::users::UserView::from(row.clone());
     for app in [&a, &b] {
-        let cached = usergraph::domain::users::load(&app.state, row.id)
+        let cached = usergraph::domain::users::load(&app.state, row.id, None)
             .await
             .unwrap();
         assert_eq!(cached.as_ref(), Some(&truth));
@@ -624,15 +624,15 @@ async fn replicas_starting_together_migrate_once() {
         drop(db);
     }
 
-    // The mechanism itself: while one replica holds the migration lock,
-    // another waits for it before touching the schema.
+    // The mechanism itself: while one replica holds the migration lock on
+    // a database with migrations pending, another waits for it before
+    // touching the schema.
     let (url, _db) = fresh_database().await;
     let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
-    let first = start(test_config(&url, &prefix), None, Default::default()).await;
+    let config = test_config(&url, &prefix);
+    let holder = usergraph::db::Db::connect(&config, false).await.unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel();
-    first
-        .state
-        .db
+    holder
         .locked(usergraph::db::Lock::Migrate, true, || async {
             let second = tokio::spawn(start(test_config(&url, &prefix), None, Default::default()));
             tokio::time::sleep(Duration::from_millis(700)).await;
@@ -656,6 +656,22 @@ async fn replicas_starting_together_migrate_once() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
+
+    // With nothing pending, a replica neither takes nor waits for the lock
+    // (nor opens its connection): it starts while another holds it.
+    holder
+        .locked(usergraph::db::Lock::Migrate, true, || async {
+            let third = tokio::time::timeout(
+                Duration::from_secs(20),
+                start(test_config(&url, &prefix), None, Default::default()),
+            )
+            .await
+            .expect("starts while the lock is held");
+            let ready = third.client.get(third.url("/ready")).send().await.unwrap();
+            assert_eq!(ready.status(), 200);
+        })
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -683,4 +699,114 @@ async fn a_dead_redis_degrades_readiness_but_no_request() {
         .await;
     assert_eq!(out["data"]["logout"], true);
     assert_eq!(code(&app.me(&t.access).await), "UNAUTHENTICATED");
+}
+
+/// How many times `command` ran on `redis` since its last `CONFIG RESETSTAT`.
+async fn calls_of(redis: &RedisServer, command: &str) -> u64 {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let wanted = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|line| line.strip_prefix(&wanted))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server; run with --include-ignored"]
+async fn a_warm_signed_in_read_costs_one_cache_round_trip() {
+    let redis = RedisServer::start().await;
+    let a = spawn_app_with(|c| on(&redis, c)).await;
+    eventually("the cache is trusted", || async {
+        a.state.cache.is_trusted()
+    })
+    .await;
+    let t = a.signed_up("ahead@example.com").await;
+    let me = "{ me { id email displayName roles { name } } }";
+    for _ in 0..2 {
+        assert!(a.gql(me, json!({}), Some(&t.access)).await["data"]["me"]["roles"].is_array());
+    }
+    let statements = a.state.db.statements();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        let body = a.gql(me, json!({}), Some(&t.access)).await;
+        assert_eq!(body["data"]["me"]["roles"][0]["name"], "user", "{body}");
+    }
+    // The session, the user, their roles and the catalogue: one MGET each
+    // request, nothing else, and no SQL.
+    assert_eq!(calls_of(&redis, "mget").await, 5);
+    assert_eq!(a.state.db.statements(), statements);
+}
+
+#[tokio::test]
+async fn a_mutation_reads_its_own_writes_not_what_was_read_ahead() {
+    let a = spawn_app().await;
+    let root = crate::directory::admin(&a).await;
+    let id = a
+        .gql("{ me { id roles { name } } }", json!({}), Some(&root))
+        .await["data"]["me"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let made = a
+        .gql(
+            r#"mutation { createRole(input: {name: "ahead-reader", permissions: ["audit:read"]}) { name } }"#,
+            json!({}),
+            Some(&root),
+        )
+        .await;
+    assert_eq!(made["data"]["createRole"]["name"], "ahead-reader", "{made}");
+    // The caller's roles were warm when this request began; its answer
+    // shows the role it has just been given.
+    let body = a
+        .gql(
+            r#"mutation($id: ID!) { assignRole(userId: $id, role: "ahead-reader") { roles { name } permissions } }"#,
+            json!({ "id": id }),
+            Some(&root),
+        )
+        .await;
+    let names: Vec<&str> = body["data"]["assignRole"]["roles"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin", "ahead-reader", "user"], "{body}");
+    // In a batch, each operation sees the writes of those before it.
+    let batch = a
+        .client
+        .post(a.url("/graphql"))
+        .bearer_auth(&root)
+        .json(&json!([
+            { "query": "{ me { roles { name } } }" },
+            { "query": r#"mutation($id: ID!) { removeRole(userId: $id, role: "ahead-reader") { id } }"#, "variables": { "id": id } },
+            { "query": "{ me { roles { name } } }" },
+        ]))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        batch[0]["data"]["me"]["roles"].as_array().unwrap().len(),
+        3,
+        "{batch}"
+    );
+    assert_eq!(
+        batch[2]["data"]["me"]["roles"],
+        json!([{ "name": "admin" }, { "name": "user" }]),
+        "{batch}"
+    );
 }

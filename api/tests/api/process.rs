@@ -298,8 +298,9 @@ async fn an_auth_storm_stays_small_and_sheds_the_surplus_at_once() {
     use futures_util::StreamExt as _;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    // Two cores (one hashing thread each) whatever the machine has, so 32
-    // logins in flight overflow the queue here as on a small pod.
+    // Two cores (one hashing thread each) whatever the machine has, so 100
+    // registrations in flight overflow the queue (32 per thread) here as on
+    // a small pod.
     let mut server = usergraph(dir.path());
     if Command::new("taskset").arg("-V").output().is_ok() {
         let program = server.get_program().to_owned();
@@ -365,7 +366,7 @@ async fn an_auth_storm_stays_small_and_sheds_the_surplus_at_once() {
         assert!(body["errors"][0]["extensions"]["retryAfter"].as_u64() >= Some(1));
         shed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     };
-    let registrations = futures_util::future::join_all((4..68).map(|i| gql(register(i))));
+    let registrations = futures_util::future::join_all((4..104).map(|i| gql(register(i))));
     // Liveness and reads stay served while the storm runs.
     let probes = async {
         for _ in 0..10 {
@@ -405,7 +406,7 @@ async fn an_auth_storm_stays_small_and_sheds_the_surplus_at_once() {
     let _ = tokio::task::spawn_blocking(move || child.wait()).await;
     assert!(
         shed.load(std::sync::atomic::Ordering::Relaxed) > 0,
-        "32 logins in flight overflow a queue of a few per core"
+        "100 registrations in flight overflow a queue of 32 per core"
     );
     // What the storm may add: each hashing thread's argon2 memory (one per
     // core, 19 MiB at OWASP's cost) and a little slack, however many
