@@ -84,6 +84,21 @@ fn count_statements(conn: &mut DatabaseConnection, counter: &Arc<AtomicU64>) {
     });
 }
 
+/// Connections a PostgreSQL pool opens at start, at the same time: the
+/// migration check, the cache and mail workers' first rounds and the first
+/// readiness probe all find one idle. Each costs a TLS handshake (~100 ms
+/// on loopback: sqlx 0.9.0 does not set `TCP_NODELAY`), paid once in
+/// parallel instead of one after another.
+const WARM_CONNECTIONS: u32 = 4;
+
+/// Opens `n` connections of the pool at once and leaves them idle.
+async fn open_side_by_side(db: &DatabaseConnection, n: u32) -> anyhow::Result<()> {
+    let pool = db.get_postgres_connection_pool();
+    let opened = futures_util::future::try_join_all((0..n).map(|_| pool.acquire())).await?;
+    drop(opened);
+    Ok(())
+}
+
 fn options(url: &str, max: u32, lazy: bool) -> ConnectOptions {
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.max_connections(max)
@@ -113,9 +128,18 @@ impl Db {
         let sqlite = url.starts_with("sqlite:");
         let max = config.database_max_connections;
         let statements = Arc::new(AtomicU64::new(0));
-        let mut write = Database::connect(options(url, if sqlite { 1 } else { max }, lazy))
-            .await
-            .context("connecting to DATABASE_URL")?;
+        // PostgreSQL: the pool opens its first connections side by side
+        // (below) rather than one now and the next when a background worker
+        // or the first `/ready` finds none idle.
+        let mut write =
+            Database::connect(options(url, if sqlite { 1 } else { max }, lazy || !sqlite))
+                .await
+                .context("connecting to DATABASE_URL")?;
+        if !lazy && !sqlite {
+            open_side_by_side(&write, WARM_CONNECTIONS.min(max))
+                .await
+                .context("connecting to DATABASE_URL")?;
+        }
         count_statements(&mut write, &statements);
         let read = match (&config.database_read_url, sqlite) {
             // Lazy: a replica that is away at start costs the queries that
