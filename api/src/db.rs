@@ -91,11 +91,25 @@ fn count_statements(conn: &mut DatabaseConnection, counter: &Arc<AtomicU64>) {
 /// parallel instead of one after another.
 const WARM_CONNECTIONS: u32 = 4;
 
-/// Opens `n` connections of the pool at once and leaves them idle.
+/// Opens `n` connections of the pool at once and returns as soon as one
+/// is open (the start waits for one handshake, not for the slowest of
+/// `n`); the others finish in the background and wait idle in the pool.
+/// An error only when every one of them fails.
 async fn open_side_by_side(db: &DatabaseConnection, n: u32) -> anyhow::Result<()> {
-    let pool = db.get_postgres_connection_pool();
-    let opened = futures_util::future::try_join_all((0..n).map(|_| pool.acquire())).await?;
-    drop(opened);
+    let pool = db.get_postgres_connection_pool().clone();
+    let opening = (0..n.max(1)).map(|_| {
+        let pool = pool.clone();
+        Box::pin(async move { pool.acquire().await })
+    });
+    let (first, rest) = futures_util::future::select_ok(opening).await?;
+    drop(first);
+    for opening in rest {
+        tokio::spawn(async move {
+            if let Err(e) = opening.await {
+                tracing::debug!(error = %e, "a warm connection did not open; the pool opens one on demand");
+            }
+        });
+    }
     Ok(())
 }
 

@@ -42,10 +42,71 @@ pub struct Guard {
     pub introspection: bool,
 }
 
-impl ExtensionFactory for Guard {
+/// Documents already parsed and found within the limits, by their exact
+/// text: a client sends the same few operations again and again, and
+/// parsing is the largest share of a small query's work. Bounded by an
+/// estimate of the memory the parsed documents take (a parsed field or
+/// value is tens of times its text); long documents are never kept.
+#[derive(Clone)]
+pub struct Documents(moka::future::Cache<String, Arc<ExecutableDocument>>);
+
+impl Documents {
+    /// Longest text kept (a hand-written operation is far shorter).
+    pub const MAX_TEXT: usize = 8 * 1024;
+    /// Estimated bytes of a parsed document per byte of its text, and per
+    /// entry besides (the key, the map's own bookkeeping).
+    const PER_BYTE: u64 = 64;
+    const PER_ENTRY: u64 = 1024;
+    /// The estimated memory all kept documents may take.
+    const CAPACITY: u64 = 16 * 1024 * 1024;
+
+    pub fn new() -> Self {
+        Self(
+            moka::future::Cache::builder()
+                .weigher(|text: &String, _| {
+                    let estimate = (text.len() as u64)
+                        .saturating_mul(Self::PER_BYTE)
+                        .saturating_add(Self::PER_ENTRY);
+                    u32::try_from(estimate).unwrap_or(u32::MAX)
+                })
+                .max_capacity(Self::CAPACITY)
+                .build(),
+        )
+    }
+
+    pub async fn get(&self, text: &str) -> Option<Arc<ExecutableDocument>> {
+        if text.len() > Self::MAX_TEXT {
+            return None;
+        }
+        self.0.get(text).await
+    }
+
+    /// Keeps `doc`, parsed from `text`, when `text` is short enough.
+    pub async fn keep(&self, text: &str, doc: &ExecutableDocument) {
+        if text.len() <= Self::MAX_TEXT {
+            self.0.insert(text.to_owned(), Arc::new(doc.clone())).await;
+        }
+    }
+}
+
+impl Default for Documents {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The guard as the schema holds it: its limits and the documents it has
+/// already measured.
+pub struct GuardFactory {
+    pub limits: Guard,
+    pub documents: Documents,
+}
+
+impl ExtensionFactory for GuardFactory {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(GuardExtension {
-            limits: *self,
+            limits: self.limits,
+            documents: self.documents.clone(),
             seen: Mutex::new(None),
             request_id: Mutex::new(None),
             operation: Mutex::new(None),
@@ -55,6 +116,7 @@ impl ExtensionFactory for Guard {
 
 struct GuardExtension {
     limits: Guard,
+    documents: Documents,
     /// The kind and name of the operation, once parsed.
     seen: Mutex<Option<(&'static str, String, &'static str)>>,
     /// Copied from the request data once it is attached (at parsing).
@@ -380,6 +442,15 @@ impl Extension for GuardExtension {
         mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
+        if let Ok(mut slot) = self.operation.lock() {
+            slot.clone_from(&request.operation_name);
+        }
+        // Seen before: parsed and within the limits then, and the limits
+        // are the schema's, so they hold now.
+        if let Some(doc) = self.documents.get(&request.query).await {
+            request.set_parsed_query(ExecutableDocument::clone(&doc));
+            return next.run(ctx, request).await;
+        }
         let nesting = text_nesting(&request.query);
         if nesting > MAX_TEXT_NESTING {
             return Err(coded_error(
@@ -387,12 +458,11 @@ impl Extension for GuardExtension {
                 "QUERY_TOO_COMPLEX",
             ));
         }
-        if let Ok(mut slot) = self.operation.lock() {
-            slot.clone_from(&request.operation_name);
-        }
         // A document that does not parse is the engine's to report.
-        if let Ok(doc) = request.parsed_query() {
-            self.check_limits(doc)?;
+        if let Ok(doc) = async_graphql::parser::parse_query(&request.query) {
+            self.check_limits(&doc)?;
+            self.documents.keep(&request.query, &doc).await;
+            request.set_parsed_query(doc);
         }
         next.run(ctx, request).await
     }
@@ -582,7 +652,21 @@ fn ensure_code(err: &mut ServerError) {
 mod tests {
     use async_graphql::parser::parse_query;
 
-    use super::{Shape, Unmeasurable, measure};
+    use super::{Documents, Shape, Unmeasurable, measure};
+
+    #[tokio::test]
+    async fn documents_keep_short_texts_only() {
+        let docs = Documents::new();
+        let short = "{ me { id } }";
+        let doc = parse_query(short).unwrap();
+        docs.keep(short, &doc).await;
+        assert!(docs.get(short).await.is_some());
+        assert!(docs.get("{ me { id email } }").await.is_none());
+        let long = format!("{{ me {{ id }} }} #{}", "x".repeat(Documents::MAX_TEXT));
+        let doc = parse_query(&long).unwrap();
+        docs.keep(&long, &doc).await;
+        assert!(docs.get(&long).await.is_none(), "too long to keep");
+    }
 
     #[test]
     fn hashing_mutations_are_classed_auth_through_fragments_too() {

@@ -47,13 +47,16 @@ pub fn build_schema(limits: &GraphqlLimits) -> AppSchema {
     .limit_depth(limits.max_depth.max(limits.max_introspection_depth))
     .limit_complexity(limits.max_complexity)
     .limit_directives(limits.max_directives)
-    .extension(extension::Guard {
-        max_depth: limits.max_depth,
-        max_introspection_depth: limits.max_introspection_depth,
-        max_aliases: limits.max_aliases,
-        max_directives: limits.max_directives,
-        max_fields: limits.max_complexity,
-        introspection: limits.introspection,
+    .extension(extension::GuardFactory {
+        limits: extension::Guard {
+            max_depth: limits.max_depth,
+            max_introspection_depth: limits.max_introspection_depth,
+            max_aliases: limits.max_aliases,
+            max_directives: limits.max_directives,
+            max_fields: limits.max_complexity,
+            introspection: limits.introspection,
+        },
+        documents: extension::Documents::new(),
     });
     if !limits.introspection {
         // No introspection and no "did you mean" hints that leak the schema.

@@ -274,3 +274,58 @@ async fn fragment_cycles_and_long_fragment_chains_are_refused() {
     let healthy = app.gql("{ me { id } }", json!({}), None).await;
     assert_eq!(healthy, json!({ "data": { "me": null } }));
 }
+
+/// Parsed documents are kept by their text (the guard's cache): what is
+/// kept is the document only, never its verdict on a refused one, nor
+/// anything of the request that brought it.
+#[tokio::test]
+async fn a_kept_document_answers_each_request_afresh() {
+    let app = spawn_app().await;
+    // Refused each time: a refused document is never kept.
+    let fragment: String = (0..20).map(|i| format!("x{i}: id ")).collect();
+    let over =
+        format!("{{ a: me {{ ...F }} b: me {{ ...F }} }} fragment F on User {{ {fragment} }}");
+    for _ in 0..3 {
+        refused(&app, &over).await;
+    }
+    // One text, two callers, each answered with its own account.
+    let alice = app.signed_up("kept-alice@example.com").await;
+    let bob = app.signed_up("kept-bob@example.com").await;
+    for (who, email) in [
+        (&alice, "kept-alice@example.com"),
+        (&bob, "kept-bob@example.com"),
+        (&alice, "kept-alice@example.com"),
+    ] {
+        let body = app.me(&who.access).await;
+        assert_eq!(body["data"]["me"]["email"], email, "{body}");
+    }
+    // One text, other variables.
+    let q = "query Who($id: ID!) { user(id: $id) { email } }";
+    let own = app
+        .gql(q, json!({ "id": alice.user_id }), Some(&alice.access))
+        .await;
+    assert_eq!(
+        own["data"]["user"]["email"], "kept-alice@example.com",
+        "{own}"
+    );
+    let other = app
+        .gql(q, json!({ "id": bob.user_id }), Some(&alice.access))
+        .await;
+    assert!(other.get("errors").is_some(), "{other}");
+    assert!(!other.to_string().contains("kept-bob"), "{other}");
+    // A mutation kept from a POST is still refused over GET.
+    let logout = "mutation { logout }";
+    let posted = app.gql(logout, json!({}), Some(&bob.access)).await;
+    assert!(posted.get("errors").is_none(), "{posted}");
+    let got: Value = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", logout)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(code(&got), "BAD_USER_INPUT", "{got}");
+}
