@@ -212,6 +212,19 @@ impl TestApp {
         res.json().await.expect("json body")
     }
 
+    /// GETs `path` with `query` parameters; returns the JSON body, whatever
+    /// the status.
+    pub async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Value {
+        let res = self
+            .client
+            .get(self.url(path))
+            .query(query)
+            .send()
+            .await
+            .expect("request");
+        res.json().await.expect("json body")
+    }
+
     pub async fn register(&self, email: &str, password: &str) -> Value {
         self.gql(
             "mutation($i: RegisterInput!) { register(input: $i) { accessToken refreshToken tokenType expiresIn user { id email } } }",

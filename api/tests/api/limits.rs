@@ -317,15 +317,6 @@ async fn a_kept_document_answers_each_request_afresh() {
     let logout = "mutation { logout }";
     let posted = app.gql(logout, json!({}), Some(&bob.access)).await;
     assert!(posted.get("errors").is_none(), "{posted}");
-    let got: Value = app
-        .client
-        .get(app.url("/graphql"))
-        .query(&[("query", logout)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got = app.get_json("/graphql", &[("query", logout)]).await;
     assert_eq!(code(&got), "BAD_USER_INPUT", "{got}");
 }

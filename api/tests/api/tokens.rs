@@ -281,15 +281,7 @@ async fn eddsa_tokens_verify_against_the_published_key() {
         "eve@example.com"
     );
 
-    let jwks: serde_json::Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = app.get_json("/.well-known/jwks.json", &[]).await;
     let jwk = &jwks["keys"][0];
     assert_eq!(
         (jwk["kty"].as_str(), jwk["crv"].as_str()),

@@ -211,25 +211,14 @@ async fn content_types_and_body_limits() {
 #[tokio::test]
 async fn get_runs_queries_but_never_mutations() {
     let app = spawn_app().await;
-    let q = app
-        .client
-        .get(app.url("/graphql"))
-        .query(&[("query", "{ me { id } }")])
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        q.json::<Value>().await.unwrap(),
+        app.get_json("/graphql", &[("query", "{ me { id } }")])
+            .await,
         json!({ "data": { "me": null } })
     );
-    let m = app
-        .client
-        .get(app.url("/graphql"))
-        .query(&[("query", "mutation { logout }")])
-        .send()
-        .await
-        .unwrap();
-    let body: Value = m.json().await.unwrap();
+    let body = app
+        .get_json("/graphql", &[("query", "mutation { logout }")])
+        .await;
     assert_eq!(code(&body), "BAD_USER_INPUT");
     assert!(
         body.get("data").is_none_or(Value::is_null),
@@ -403,15 +392,7 @@ async fn graphiql_and_introspection_are_off_in_production() {
 #[tokio::test]
 async fn jwks_and_schema_routes() {
     let app = spawn_app().await;
-    let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = app.get_json("/.well-known/jwks.json", &[]).await;
     assert_eq!(jwks, json!({ "keys": [] }), "HS256 publishes no key");
     let sdl = app
         .client
