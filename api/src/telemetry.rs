@@ -68,6 +68,7 @@ pub fn metrics_handle() -> PrometheusHandle {
                     if metrics::set_global_recorder(recorder).is_err() {
                         tracing::warn!("a metrics recorder was already installed");
                     }
+                    spawn_upkeep(handle.clone());
                     describe();
                     // Mail counters exist from the start, so alerts on their
                     // increase see the first one too.
@@ -94,6 +95,29 @@ pub fn metrics_handle() -> PrometheusHandle {
             }
         })
         .clone()
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+const UPKEEP_THREAD: &str = "metrics-upkeep";
+
+/// The recorder keeps every histogram sample until something drains it: a
+/// scrape, or this. Without it a replica nobody scrapes grows by every
+/// request it serves (~1 MiB/s measured under load). A thread of its own,
+/// not a task: the recorder is process-wide and outlives any one runtime
+/// (tests start many).
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name(UPKEEP_THREAD.into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "metrics upkeep thread could not start");
+    }
 }
 
 /// Refreshes the process gauges (`process_resident_memory_bytes`, CPU
@@ -225,6 +249,35 @@ fn describe() {
 #[cfg(test)]
 mod tests {
     use super::colour;
+
+    /// Histogram samples pile up until drained: the process must drain them
+    /// itself, scraped or not.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_recorder_is_kept_drained_by_its_own_thread() {
+        let _ = super::metrics_handle();
+        let list = || -> Vec<String> {
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+                .map(|name| name.trim().to_owned())
+                .collect()
+        };
+        // A new thread names itself once it runs.
+        let mut names = list();
+        for _ in 0..200 {
+            if names.iter().any(|name| name == super::UPKEEP_THREAD) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            names = list();
+        }
+        assert!(
+            names.iter().any(|name| name == super::UPKEEP_THREAD),
+            "no {} thread among {names:?}",
+            super::UPKEEP_THREAD
+        );
+    }
 
     #[test]
     fn colour_only_on_a_terminal_without_no_color() {

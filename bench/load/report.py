@@ -121,7 +121,7 @@ def main():
         f"Settings: {facts.get('users')} seeded users, {facts.get('connections')} connections per scenario "
         f"(wrk threads = min(cores, connections)), {facts.get('runs')} run(s) of {facts.get('duration')} s each "
         f"after a 1 s warm-up, the server restarted before each group (so its VmHWM is that group's peak). "
-        f"PostgreSQL database `{facts.get('database')}`, Redis with key prefix `{facts.get('redis_prefix')}`, "
+        f"PostgreSQL database `{facts.get('database')}` over loopback without TLS (`sslmode=disable`), Redis with key prefix `{facts.get('redis_prefix')}`, "
         "`RATE_LIMIT_AUTH_PER_MINUTE=0`, `LOCKOUT_THRESHOLD=0`, `RUST_LOG=warn`, `APP_ENV=development`, "
         f"`ACCESS_TOKEN_TTL=24h`. {facts.get('seed', '')}"
     )
@@ -149,7 +149,9 @@ def main():
         shed_note = f" ({shed:,} shed)" if shed else ""
         if label == "users_deep" and facts.get("depth"):
             title += f" (row {int(facts['depth']):,} of the {int(facts.get('users', 0)):,} seeded users and the admin)"
-        group = "login64" if label == "health" else label
+        group = {"health": "login64", "users_email": "users_email+deep", "users_deep": "users_email+deep"}.get(
+            label, label
+        )
         peak = f"{all_rss[group] / 1024:.1f}" if group in all_rss else "–"
         w(
             f"| {title} | {facts.get('conns_' + label, '?')} | {cell([rate(r) for r in rs], fmt_rate)} "
@@ -159,6 +161,7 @@ def main():
     if argon:
         w(
             f"| ceiling: argon2-rate, argon2id m=19456 KiB t=2 p=1 32 bytes on {facts.get('cores')} threads "
+            "(runs at the start, then one before each `login` and `register` run) "
             f"| – | {cell(argon, fmt_rate)} hashes/s | | | | | |"
         )
     w("")

@@ -177,7 +177,18 @@ pub async fn for_users(
                 .collect())
         })
         .await?;
-    let all = all(app, hints).await?;
+    let mut catalogue = all(app, hints).await?;
+    // A hinted catalogue is as old as the request's start, the links may be
+    // newer (read since, or loaded): a role it does not know yet is asked
+    // for again rather than left out.
+    if hints.is_some()
+        && role_ids
+            .values()
+            .flatten()
+            .any(|id| !catalogue.contains_key(id))
+    {
+        catalogue = all(app, None).await?;
+    }
     Ok(user_ids
         .iter()
         .map(|user_id| {
@@ -185,7 +196,7 @@ pub async fn for_users(
                 .get(user_id)
                 .into_iter()
                 .flatten()
-                .filter_map(|id| all.get(id).cloned())
+                .filter_map(|id| catalogue.get(id).cloned())
                 .collect();
             roles.sort_by(|a, b| a.name.cmp(&b.name));
             (*user_id, roles)

@@ -44,7 +44,17 @@ impl UserQuery {
         if viewer.user_id != id && !context::has_permission(ctx, viewer, USERS_READ.0).await? {
             return Err(AppError::Forbidden("This needs the users:read permission".into()).into());
         }
-        Ok(users::load(context::state(ctx), id, context::hints(ctx))
+        let hints = context::hints(ctx);
+        if let Some(hints) = hints {
+            // The user, and their roles when asked for, in one round trip.
+            let mut keys = vec![users::USERS.key(id)];
+            let fields = ctx.look_ahead();
+            if fields.field("roles").exists() || fields.field("permissions").exists() {
+                keys.push(roles::USER_ROLES.key(id));
+            }
+            context::state(ctx).cache.prefetch_more(hints, &keys).await;
+        }
+        Ok(users::load(context::state(ctx), id, hints)
             .await?
             .map(User::new))
     }

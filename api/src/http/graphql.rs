@@ -100,17 +100,20 @@ pub fn context_data(
 ) -> Data {
     let mut data = Data::default();
     data.insert(app.clone());
+    data.insert(DataLoader::new(
+        RolesByUserLoader(app.clone(), hints.clone()),
+        tokio::spawn,
+    ));
+    data.insert(DataLoader::new(
+        UserLoader(app.clone(), hints.clone()),
+        tokio::spawn,
+    ));
     if let Some(hints) = hints {
         data.insert(hints);
     }
     data.insert(auth);
     data.insert(meta);
     data.insert(RequestId(request_id));
-    data.insert(DataLoader::new(
-        RolesByUserLoader(app.clone()),
-        tokio::spawn,
-    ));
-    data.insert(DataLoader::new(UserLoader(app.clone()), tokio::spawn));
     data.insert(DataLoader::new(
         SessionsByUserLoader(app.clone()),
         tokio::spawn,

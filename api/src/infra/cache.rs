@@ -48,7 +48,7 @@ use std::fmt::Display;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -114,6 +114,11 @@ impl Write {
     pub fn is_tombstone(&self) -> bool {
         self.header.ends_with('-')
     }
+}
+
+/// Whether a stored value is a tombstone (`<version>:-`).
+fn is_tombstone(stored: &str) -> bool {
+    stored.split_once(':').is_some_and(|(_, rest)| rest == "-")
 }
 
 /// The version a stored value carries: its leading decimal digits.
@@ -212,13 +217,15 @@ impl std::fmt::Debug for Unsettled {
 /// Values read ahead, in one multi-get, for one read-only request: the keys
 /// every signed-in request needs (its session, its user, the user's roles,
 /// the role catalogue) are known from the token alone, so they come in the
-/// round trip that checks the session instead of one round trip each.
+/// round trip that checks the session instead of one round trip each. A
+/// resolver that knows what it reads next adds its keys in one more
+/// ([`Cache::prefetch_more`]).
 ///
-/// Each hint stands for **one** read at the start of the request, and is
-/// used up by it: the first reader of a key (the session check, the first
-/// permission check, `me`) takes it, and any later read of that key in the
-/// request asks the cache, so a role revoked while a long query runs is seen
-/// by its later checks as before. A hint is used only while the cache has
+/// A hint stands for the reads of its key in the first [`HINT_LIFETIME`]
+/// of the request (the session check, the permission check, `me`, the role
+/// catalogue again for a list's roles), however many; a read after that
+/// asks the cache, so a role revoked while a long query runs is seen by its
+/// later checks as before. A hint is used only while the cache has
 /// seen no failure since it was read and in the generation it was read in
 /// (the full key carries it). A request that writes must read its own
 /// writes: [`Prefetch::off`] is called for any document with a mutation
@@ -226,12 +233,15 @@ impl std::fmt::Debug for Unsettled {
 /// hints.
 #[derive(Default, Debug)]
 pub struct Prefetch {
-    /// Full key → raw value. Only values: an absent key or a tombstone is
-    /// a miss, whose load fills the cache, and a second read of it in the
-    /// same request must find that fill rather than the miss again.
-    values: Mutex<HashMap<String, String>>,
+    /// Full key → raw value and when it was asked for. Only values: an
+    /// absent key or a tombstone is a miss, whose load fills the cache, and
+    /// a second read of it in the same request must find that fill rather
+    /// than the miss again.
+    values: Mutex<HashMap<String, (String, Instant)>>,
     /// [`Cache::failures`] when the values were read.
     failures: u64,
+    /// [`HINT_LIFETIME`] (zero in a default, empty one).
+    lifetime: Duration,
     off: AtomicBool,
 }
 
@@ -241,15 +251,20 @@ impl Prefetch {
         self.off.store(true, Ordering::SeqCst);
     }
 
-    /// Takes the hint of `full_key`, if there is one.
-    fn take(&self, full_key: &str) -> Option<String> {
+    /// The hint of `full_key`, if there is one and it is younger than
+    /// [`HINT_LIFETIME`]. It stays for the request's later reads of the
+    /// same key (the role catalogue is read by the permission check and
+    /// again by a list's roles).
+    fn get(&self, full_key: &str) -> Option<String> {
         if self.off.load(Ordering::SeqCst) {
             return None;
         }
-        self.values.lock().ok()?.remove(full_key)
+        let values = self.values.lock().ok()?;
+        let (value, asked) = values.get(full_key)?;
+        (asked.elapsed() <= self.lifetime).then(|| value.clone())
     }
 
-    /// How many hints are left (tests).
+    /// How many hints are held, expired ones included (tests).
     pub fn len(&self) -> usize {
         self.values.lock().map_or(0, |v| v.len())
     }
@@ -258,6 +273,10 @@ impl Prefetch {
         self.len() == 0
     }
 }
+
+/// How long a hint stands in for reads of its key: the start of a request,
+/// not a long query's later checks.
+pub const HINT_LIFETIME: Duration = Duration::from_millis(100);
 
 /// Hints for a read (see [`Prefetch`]), or none.
 pub type Hints<'a> = Option<&'a Prefetch>;
@@ -468,6 +487,7 @@ impl Cache {
     /// untrusted or failing cache gives an empty prefetch.
     pub async fn prefetch(&self, keys: &[String]) -> Prefetch {
         let full: Vec<String> = keys.iter().map(|k| self.full_key(k)).collect();
+        let asked = Instant::now();
         let raw = self.mget(&full).await;
         if !self.is_trusted() {
             return Prefetch::default();
@@ -475,13 +495,63 @@ impl Cache {
         let values = full
             .into_iter()
             .zip(raw)
-            .filter_map(|(key, raw)| Some((key, raw?)))
-            .filter(|(_, raw)| raw.split_once(':').is_none_or(|(_, rest)| rest != "-"))
+            .filter_map(|(key, raw)| Some((key, (raw?, asked))))
+            .filter(|(_, (raw, _))| !is_tombstone(raw))
             .collect();
         Prefetch {
             values: Mutex::new(values),
             failures: self.failures(),
+            lifetime: HINT_LIFETIME,
             off: AtomicBool::new(false),
+        }
+    }
+
+    /// Adds to `hints`, in one multi-get, the keys it does not hold yet:
+    /// for a resolver that knows what its request reads next (`user(id:)`
+    /// reads the user, then their roles). Nothing is asked for or added
+    /// unless the hints are usable (on, read in this failure count while
+    /// the cache is trusted; see [`Cache::mget_hinted`]); a key held already
+    /// keeps its value, even when expired.
+    pub async fn prefetch_more(&self, hints: &Prefetch, keys: &[String]) {
+        let usable = |cache: &Self| {
+            !hints.off.load(Ordering::SeqCst)
+                && !hints.lifetime.is_zero()
+                && cache.is_trusted()
+                && hints.failures == cache.failures()
+        };
+        if !usable(self) {
+            return;
+        }
+        let full: Vec<String> = {
+            let Ok(held) = hints.values.lock() else {
+                return;
+            };
+            keys.iter()
+                .map(|k| self.full_key(k))
+                .filter(|k| !held.contains_key(k))
+                .collect()
+        };
+        if full.is_empty() {
+            return;
+        }
+        let asked = Instant::now();
+        let raw = self.mget(&full).await;
+        // Read under the same failure count as the first hints, or they
+        // would not be used anyway.
+        if !usable(self) {
+            return;
+        }
+        if let Ok(mut held) = hints.values.lock() {
+            let read = full
+                .into_iter()
+                .zip(raw)
+                .filter_map(|(key, raw)| Some((key, (raw?, asked))))
+                .filter(|(_, (raw, _))| !is_tombstone(raw));
+            for (key, value) in read {
+                // A hint another resolver added meanwhile may have been
+                // used already: the request keeps one version of each key.
+                held.entry(key).or_insert(value);
+            }
         }
     }
 
@@ -686,7 +756,7 @@ impl Cache {
         Ok(out)
     }
 
-    /// [`Cache::mget`] of the keys `hints` does not hold.
+    /// [`Cache::mget`] of the keys `hints` holds no live hint of.
     async fn mget_hinted(&self, keys: &[String], hints: Hints<'_>) -> Vec<Option<String>> {
         // A failure since the hints were read may have hidden a tombstone
         // from them (even if the cache is trusted again by now).
@@ -695,7 +765,7 @@ impl Cache {
             return self.mget(keys).await;
         };
         let mut out: Vec<Option<Option<String>>> =
-            keys.iter().map(|k| hints.take(k).map(Some)).collect();
+            keys.iter().map(|k| hints.get(k).map(Some)).collect();
         let rest: Vec<String> = keys
             .iter()
             .zip(&out)
@@ -996,7 +1066,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn hints_stand_in_for_one_read_each_until_turned_off() {
+    async fn hints_stand_in_for_reads_until_turned_off() {
         let backend = Arc::new(Counting(MemoryBackend::new(), AtomicUsize::new(0)));
         let mgets = || backend.1.load(Ordering::SeqCst);
         let cache = Cache::new(backend.clone(), "t:", TOMBSTONE_TTL);
@@ -1016,7 +1086,10 @@ mod tests {
         read(None, 1).await;
         cache.invalidate(&[(THINGS.key(2), 2)]).await.unwrap();
         let (before, loaded) = (mgets(), loads());
-        let ahead = cache.prefetch(&[THINGS.key(1), THINGS.key(2)]).await;
+        let mut ahead = cache.prefetch(&[THINGS.key(1), THINGS.key(2)]).await;
+        assert_eq!(ahead.lifetime, HINT_LIFETIME);
+        // Not a test of the clock: the loads below sleep.
+        ahead.lifetime = Duration::from_secs(3600);
         assert_eq!(mgets(), before + 1);
         assert_eq!(ahead.len(), 1, "a tombstone is not a hint");
 
@@ -1026,13 +1099,37 @@ mod tests {
         assert_eq!((got[&1].as_str(), got[&2].as_str()), ("v1", "v2"));
         assert_eq!(mgets(), before + 2, "one multi-get, for thing 2 only");
         assert_eq!(loads(), loaded + 1);
-        assert!(ahead.is_empty(), "the hint was used up");
+        assert_eq!(ahead.len(), 1, "the hint stays; the fill is no hint");
 
-        // A second read in the same request asks the cache for both and
-        // finds thing 2's fill: no load.
+        // A second read in the same request takes thing 1 from its hint
+        // again and asks the cache for thing 2, finding its fill: no load.
         let again = read(Some(&ahead), 3).await;
-        assert_eq!(again[&2], "v2");
+        assert_eq!((again[&1].as_str(), again[&2].as_str()), ("v1", "v2"));
         assert_eq!((mgets(), loads()), (before + 3, loaded + 1));
+
+        // More hints in one multi-get: thing 2 (its fill) joins, thing 1
+        // is not asked for again, a tombstone is left out.
+        cache.invalidate(&[(THINGS.key(3), 9)]).await.unwrap();
+        cache
+            .prefetch_more(&ahead, &[THINGS.key(1), THINGS.key(2), THINGS.key(3)])
+            .await;
+        assert_eq!(mgets(), before + 4);
+        assert_eq!(ahead.len(), 2);
+        read(Some(&ahead), 3).await;
+        assert_eq!(mgets(), before + 4, "both from hints");
+
+        // Older than HINT_LIFETIME: asked for again.
+        let aged = cache.prefetch(&[THINGS.key(1), THINGS.key(2)]).await;
+        for (_, asked) in aged.values.lock().unwrap().values_mut() {
+            *asked = asked.checked_sub(HINT_LIFETIME * 2).unwrap();
+        }
+        read(Some(&aged), 3).await;
+        assert_eq!(
+            mgets(),
+            before + 6,
+            "the prefetch, then one multi-get of both"
+        );
+        assert_eq!(aged.len(), 2, "expired, not removed");
 
         // Turned off: hints are not used.
         let ahead = cache.prefetch(&[THINGS.key(1)]).await;
@@ -1040,10 +1137,12 @@ mod tests {
         read(Some(&ahead), 3).await;
         assert_eq!(
             mgets(),
-            before + 5,
+            before + 8,
             "the prefetch, then one multi-get of both"
         );
         assert_eq!(ahead.len(), 1, "its hint was left alone");
+        cache.prefetch_more(&ahead, &[THINGS.key(2)]).await;
+        assert_eq!((mgets(), ahead.len()), (before + 8, 1), "nor added to");
 
         // A failure after the prefetch: the hint may miss a tombstone that
         // could not be written, so it is not used, even once trusted again.
@@ -1052,8 +1151,10 @@ mod tests {
         cache.trust_again(cache.failures());
         assert!(cache.is_trusted());
         read(Some(&ahead), 3).await;
-        assert_eq!(mgets(), before + 7);
+        assert_eq!(mgets(), before + 10);
         assert_eq!(ahead.len(), 1, "its hint was left alone");
+        cache.prefetch_more(&ahead, &[THINGS.key(2)]).await;
+        assert_eq!((mgets(), ahead.len()), (before + 10, 1), "nor added to");
     }
 
     #[tokio::test]

@@ -391,9 +391,8 @@ async fn listen(
             }
             _ = ping.tick() => {
                 let sent = chrono::Utc::now();
-                let answered = tokio::time::timeout(CALL_TIMEOUT, sink.ping::<String>()).await;
-                if !matches!(answered, Ok(Ok(_))) {
-                    tracing::warn!("event bus: Redis stopped answering; resubscribing");
+                if let Err(e) = still_answering(&mut sink).await {
+                    tracing::warn!(error = %e, "event bus: Redis stopped answering; resubscribing");
                     return;
                 }
                 // Everything published before the ping was sent has arrived.
@@ -401,6 +400,18 @@ async fn listen(
             }
         }
     }
+}
+
+/// One PING on a subscribed connection, within [`CALL_TIMEOUT`]. A
+/// subscribed connection answers PING with `["pong", ""]` (RESP2), not
+/// `PONG`: any answer but an error reply counts.
+async fn still_answering(sink: &mut redis::aio::PubSubSink) -> anyhow::Result<()> {
+    tokio::time::timeout(CALL_TIMEOUT, sink.ping::<redis::Value>())
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer to PING within {CALL_TIMEOUT:?}"))??
+        // An error reply arrives as a value.
+        .extract_error()?;
+    Ok(())
 }
 
 /// The ids of the last [`REMEMBERED`] events received.
@@ -440,6 +451,22 @@ mod tests {
             metadata: serde_json::json!({}),
             created_at: chrono::Utc::now(),
         }
+    }
+
+    /// A subscribed connection's PING answer is not `PONG`; taking it for
+    /// a failure made every replica resubscribe every [`PING_EVERY`].
+    #[tokio::test]
+    async fn a_subscribed_connection_answers_the_liveness_ping() {
+        let Ok(url) = std::env::var("TEST_REDIS_URL") else {
+            eprintln!("skipped: TEST_REDIS_URL is not set");
+            return;
+        };
+        let client = redis::Client::open(url).unwrap();
+        let mut pubsub = client.get_async_pubsub().await.unwrap();
+        pubsub.subscribe("usergraph-test:ping").await.unwrap();
+        let (mut sink, _messages) = pubsub.split();
+        still_answering(&mut sink).await.unwrap();
+        still_answering(&mut sink).await.unwrap();
     }
 
     #[tokio::test]

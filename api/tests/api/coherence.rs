@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use usergraph::config::Secret;
 use usergraph::domain::RequestMeta;
 use usergraph::domain::sessions::{self, RevokeReason};
+use uuid::Uuid;
 
 use crate::helpers::{
     PASSWORD, TestApp, code, fresh_database, redis_url, spawn_app, spawn_app_with,
@@ -701,6 +702,29 @@ async fn a_dead_redis_degrades_readiness_but_no_request() {
     assert_eq!(code(&app.me(&t.access).await), "UNAUTHENTICATED");
 }
 
+/// An app on a Redis of its own (to count its commands), once it trusts
+/// the cache.
+async fn app_on_own_redis() -> (RedisServer, TestApp) {
+    let redis = RedisServer::start().await;
+    let a = spawn_app_with(|c| on(&redis, c)).await;
+    eventually("the cache is trusted", || async {
+        a.state.cache.is_trusted()
+    })
+    .await;
+    (redis, a)
+}
+
+/// `CONFIG RESETSTAT`: [`calls_of`] counts from here.
+async fn reset_stats(redis: &RedisServer) {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
 /// How many times `command` ran on `redis` since its last `CONFIG RESETSTAT`.
 async fn calls_of(redis: &RedisServer, command: &str) -> u64 {
     let client = redis::Client::open(redis.url()).unwrap();
@@ -720,25 +744,14 @@ async fn calls_of(redis: &RedisServer, command: &str) -> u64 {
 #[tokio::test]
 #[ignore = "needs redis-server; run with --include-ignored"]
 async fn a_warm_signed_in_read_costs_one_cache_round_trip() {
-    let redis = RedisServer::start().await;
-    let a = spawn_app_with(|c| on(&redis, c)).await;
-    eventually("the cache is trusted", || async {
-        a.state.cache.is_trusted()
-    })
-    .await;
+    let (redis, a) = app_on_own_redis().await;
     let t = a.signed_up("ahead@example.com").await;
     let me = "{ me { id email displayName roles { name } } }";
     for _ in 0..2 {
         assert!(a.gql(me, json!({}), Some(&t.access)).await["data"]["me"]["roles"].is_array());
     }
     let statements = a.state.db.statements();
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    reset_stats(&redis).await;
     for _ in 0..5 {
         let body = a.gql(me, json!({}), Some(&t.access)).await;
         assert_eq!(body["data"]["me"]["roles"][0]["name"], "user", "{body}");
@@ -747,6 +760,98 @@ async fn a_warm_signed_in_read_costs_one_cache_round_trip() {
     // request, nothing else, and no SQL.
     assert_eq!(calls_of(&redis, "mget").await, 5);
     assert_eq!(a.state.db.statements(), statements);
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server; run with --include-ignored"]
+async fn a_warm_user_by_id_and_a_warm_page_cost_two_cache_round_trips() {
+    let (redis, a) = app_on_own_redis().await;
+    let root = crate::directory::admin(&a).await;
+    let target = a.signed_up("looked-up@example.com").await;
+    let user = "query($id: ID!) { user(id: $id) { id email roles { name permissions } } }";
+    let page = "{ users(first: 5) { nodes { id email roles { name } } } }";
+    let vars = json!({ "id": target.user_id });
+    for _ in 0..2 {
+        assert!(a.gql(user, vars.clone(), Some(&root)).await["data"]["user"]["roles"].is_array());
+        assert!(a.gql(page, json!({}), Some(&root)).await["data"]["users"]["nodes"].is_array());
+    }
+    reset_stats(&redis).await;
+    let statements = a.state.db.statements();
+    for _ in 0..5 {
+        let body = a.gql(user, vars.clone(), Some(&root)).await;
+        assert_eq!(body["data"]["user"]["roles"][0]["name"], "user", "{body}");
+    }
+    // What the token names, then the user and their roles together; the
+    // catalogue read for the permission check serves their roles too.
+    assert_eq!(calls_of(&redis, "mget").await, 10);
+    assert_eq!(a.state.db.statements(), statements, "no SQL");
+    // The page: the admin and the target.
+    for _ in 0..5 {
+        let body = a.gql(page, json!({}), Some(&root)).await;
+        assert_eq!(
+            body["data"]["users"]["nodes"].as_array().map(Vec::len),
+            Some(2),
+            "{body}"
+        );
+    }
+    // Then the page's roles in one more: the catalogue is not asked again.
+    assert_eq!(calls_of(&redis, "mget").await, 20);
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server; run with --include-ignored"]
+async fn a_role_newer_than_the_catalogue_read_ahead_is_not_left_out() {
+    let (redis, a) = app_on_own_redis().await;
+    let root = crate::directory::admin(&a).await;
+    let target = a.signed_up("late-role@example.com").await;
+    let target_id: Uuid = target.user_id.parse().unwrap();
+    // The catalogue, cached as it is before the new role.
+    let roles = "{ roles { name } }";
+    assert!(a.gql(roles, json!({}), Some(&root)).await["data"]["roles"].is_array());
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*roles:all")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let [key] = keys.as_slice() else {
+        panic!("one catalogue key: {keys:?}")
+    };
+    let before: String = redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for mutation in [
+        r#"mutation { createRole(input: {name: "late-role", permissions: ["audit:read"]}) { name } }"#,
+        r#"mutation($id: ID!) { assignRole(userId: $id, role: "late-role") { id } }"#,
+    ] {
+        let body = a
+            .gql(mutation, json!({ "id": target.user_id }), Some(&root))
+            .await;
+        assert!(body["errors"].is_null(), "{body}");
+    }
+    // A request whose hints were read before the new role: its catalogue
+    // hint does not know it, while the target's links (tombstoned) are
+    // loaded from the database with it.
+    let () = redis::cmd("SET")
+        .arg(key)
+        .arg(&before)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let hints = sessions::prefetch_viewer(&a.state, Uuid::now_v7(), Uuid::now_v7()).await;
+    let () = redis::cmd("DEL")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let found = usergraph::domain::roles::for_users(&a.state, &[target_id], Some(&hints))
+        .await
+        .unwrap();
+    let names: Vec<&str> = found[&target_id].iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["late-role", "user"]);
 }
 
 #[tokio::test]
