@@ -44,7 +44,7 @@ impl UserQuery {
         if viewer.user_id != id && !context::has_permission(ctx, viewer, USERS_READ.0).await? {
             return Err(AppError::Forbidden("This needs the users:read permission".into()).into());
         }
-        let hints = context::hints(ctx);
+        let (app, hints) = (context::state(ctx), context::hints(ctx));
         if let Some(hints) = hints {
             // The user, and their roles when asked for, in one round trip.
             let mut keys = vec![users::USERS.key(id)];
@@ -52,11 +52,9 @@ impl UserQuery {
             if fields.field("roles").exists() || fields.field("permissions").exists() {
                 keys.push(roles::USER_ROLES.key(id));
             }
-            context::state(ctx).cache.prefetch_more(hints, &keys).await;
+            app.cache.prefetch_more(hints, &keys).await;
         }
-        Ok(users::load(context::state(ctx), id, hints)
-            .await?
-            .map(User::new))
+        Ok(users::load(app, id, hints).await?.map(User::new))
     }
 }
 

@@ -278,6 +278,19 @@ impl Prefetch {
 /// not a long query's later checks.
 pub const HINT_LIFETIME: Duration = Duration::from_millis(100);
 
+/// The hints a multi-get of `full` keys answered: values only, not
+/// absent keys or tombstones, each stamped with when it was asked for.
+fn hint_entries(
+    full: Vec<String>,
+    raw: Vec<Option<String>>,
+    asked: Instant,
+) -> impl Iterator<Item = (String, (String, Instant))> {
+    full.into_iter()
+        .zip(raw)
+        .filter_map(move |(key, raw)| Some((key, (raw?, asked))))
+        .filter(|(_, (raw, _))| !is_tombstone(raw))
+}
+
 /// Hints for a read (see [`Prefetch`]), or none.
 pub type Hints<'a> = Option<&'a Prefetch>;
 
@@ -492,12 +505,7 @@ impl Cache {
         if !self.is_trusted() {
             return Prefetch::default();
         }
-        let values = full
-            .into_iter()
-            .zip(raw)
-            .filter_map(|(key, raw)| Some((key, (raw?, asked))))
-            .filter(|(_, (raw, _))| !is_tombstone(raw))
-            .collect();
+        let values = hint_entries(full, raw, asked).collect();
         Prefetch {
             values: Mutex::new(values),
             failures: self.failures(),
@@ -516,8 +524,7 @@ impl Cache {
         let usable = |cache: &Self| {
             !hints.off.load(Ordering::SeqCst)
                 && !hints.lifetime.is_zero()
-                && cache.is_trusted()
-                && hints.failures == cache.failures()
+                && cache.hints_usable(hints)
         };
         if !usable(self) {
             return;
@@ -542,12 +549,7 @@ impl Cache {
             return;
         }
         if let Ok(mut held) = hints.values.lock() {
-            let read = full
-                .into_iter()
-                .zip(raw)
-                .filter_map(|(key, raw)| Some((key, (raw?, asked))))
-                .filter(|(_, (raw, _))| !is_tombstone(raw));
-            for (key, value) in read {
+            for (key, value) in hint_entries(full, raw, asked) {
                 // A hint another resolver added meanwhile may have been
                 // used already: the request keeps one version of each key.
                 held.entry(key).or_insert(value);
@@ -756,12 +758,16 @@ impl Cache {
         Ok(out)
     }
 
+    /// Whether hints may stand in for reads: the cache is trusted and has
+    /// seen no failure since they were read (a failure may have hidden a
+    /// tombstone from them, even if the cache is trusted again by now).
+    fn hints_usable(&self, hints: &Prefetch) -> bool {
+        self.is_trusted() && hints.failures == self.failures()
+    }
+
     /// [`Cache::mget`] of the keys `hints` holds no live hint of.
     async fn mget_hinted(&self, keys: &[String], hints: Hints<'_>) -> Vec<Option<String>> {
-        // A failure since the hints were read may have hidden a tombstone
-        // from them (even if the cache is trusted again by now).
-        let Some(hints) = hints.filter(|h| self.is_trusted() && h.failures == self.failures())
-        else {
+        let Some(hints) = hints.filter(|h| self.hints_usable(h)) else {
             return self.mget(keys).await;
         };
         let mut out: Vec<Option<Option<String>>> =
