@@ -191,7 +191,8 @@ measure '`CREATED_AT DESC` first 100 with `roles { name }`' "$work/roles.json"
 stop_server
 
 # --- plans -----------------------------------------------------------------
-# The deep email page continues after the cursor's (email, id).
+# The deep email page continues after the cursor's email (unique, so the
+# id is not needed).
 read -r deep_email deep_id < <(python3 -c '
 import base64, json, sys
 raw = sys.argv[1]
@@ -215,13 +216,13 @@ explain() {
   } >>"$work/plans.md"
 }
 explain "first page by email" \
-  "SELECT * FROM users ORDER BY email ASC, id ASC LIMIT 51"
+  "SELECT id, email, email_verified, display_name, status, locked_until, created_at, updated_at, last_login_at, version FROM users ORDER BY email ASC LIMIT 51"
 explain "page after the 100th row from the end by email (cursor $deep_email)" \
-  "SELECT * FROM users WHERE email >= :'v' AND (email > :'v' OR id > :'id') ORDER BY email ASC, id ASC LIMIT 51"
+  "SELECT id, email, email_verified, display_name, status, locked_until, created_at, updated_at, last_login_at, version FROM users WHERE email > :'v' ORDER BY email ASC LIMIT 51"
 explain 'search "d-12345"' \
-  "SELECT * FROM users WHERE lower(email) LIKE '%d-12345%' ESCAPE '\\' OR lower(display_name) LIKE '%d-12345%' ESCAPE '\\' ORDER BY created_at DESC, id DESC LIMIT 21"
+  "SELECT id, email, email_verified, display_name, status, locked_until, created_at, updated_at, last_login_at, version FROM users WHERE lower(email) LIKE '%d-12345%' ESCAPE '\\' OR lower(display_name) LIKE '%d-12345%' ESCAPE '\\' ORDER BY created_at DESC, id DESC LIMIT 21"
 explain 'search "user 98765"' \
-  "SELECT * FROM users WHERE lower(email) LIKE '%user 98765%' ESCAPE '\\' OR lower(display_name) LIKE '%user 98765%' ESCAPE '\\' ORDER BY created_at DESC, id DESC LIMIT 21"
+  "SELECT id, email, email_verified, display_name, status, locked_until, created_at, updated_at, last_login_at, version FROM users WHERE lower(email) LIKE '%user 98765%' ESCAPE '\\' OR lower(display_name) LIKE '%user 98765%' ESCAPE '\\' ORDER BY created_at DESC, id DESC LIMIT 21"
 
 # --- results ---------------------------------------------------------------
 reading=$(python3 - "$work/rows.md" "$work/plans.md" <<'PY'

@@ -24,14 +24,16 @@
 #
 # Builds usergraph (`cargo build --release --locked -p usergraph`) unless
 # USERGRAPH_BIN names a binary, and bench/ceiling unless --skip-ceiling or
-# CEILING_BIN_DIR names a directory holding its three binaries.
+# CEILING_BIN_DIR names a directory holding its four binaries.
 # Then, in one run: the ceilings (argon2-rate on all cores, R runs of S s;
-# axum-json and gql-one-field under wrk); the database dropped and created
+# axum-json, gql-one-field and gql-redis-get, the last reading one Redis key
+# per request, under wrk); the database dropped and created
 # again, and the start of usergraph on it while empty (migrations applied);
 # `usergraph seed --users N`, an admin, VACUUM (ANALYZE); then each scenario
 # on a server started afresh (start to /ready timed again, peak RSS its
 # own; the first page by EMAIL and the deep one share a server and take
-# their runs in turn, and each run of login and register follows one more
+# their runs in turn, me, user(id:) and users take theirs in turn with the
+# one-field ceiling's, and each run of login and register follows one more
 # run of argon2-rate): a 1 s warm-up, then R runs of S s of wrk with bench/load/
 # requests.lua. Scenarios: me, user(id:), users(first: 50), the first page
 # by EMAIL and one ~90 % deep, login, register (C connections each),
@@ -129,7 +131,7 @@ elif [ "$skip_ceiling" = 0 ]; then
   ceiling_dir=$(realpath "${CARGO_TARGET_DIR:-bench/ceiling/target}/release")
 fi
 if [ -n "$ceiling_dir" ]; then
-  for b in axum-json gql-one-field argon2-rate; do
+  for b in axum-json gql-one-field gql-redis-get argon2-rate; do
     [ -x "$ceiling_dir/$b" ] || die "no executable $ceiling_dir/$b"
   done
 fi
@@ -371,6 +373,15 @@ if [ "$skip_ceiling" = 0 ]; then
   measure ceiling_gql "$connections" 0
   record_rss "$ceiling_pid" ceiling_gql
   stop_ceiling
+  # The same with one Redis GET per request: what one round trip costs
+  # (no target; reported beside the targets).
+  REDIS_URL="$redis_url" CEILING_REDIS_KEY="${redis_prefix}ceiling:hello" start_ceiling gql-redis-get
+  curl -fsS -H 'content-type: application/json' -d '{"query":"{ hello }"}' "$base/graphql" |
+    grep -q '"hello":"world"' || fail "gql-redis-get did not answer { hello } from Redis"
+  cp "$work/ceiling_gql.req" "$work/ceiling_gql_redis.req"
+  measure ceiling_gql_redis "$connections" 0
+  record_rss "$ceiling_pid" ceiling_gql_redis
+  stop_ceiling
 fi
 
 # --- database, first start, seed ---------------------------------------------
@@ -433,9 +444,52 @@ scenario() {
   record_rss "$server_pid" "$1"
   stop_server
 }
-scenario me "$connections"
-scenario user "$connections"
-scenario users "$connections"
+# me, user(id:) and users are judged against the one-field ceiling: its
+# server runs beside usergraph's (idle while the other is measured) and the
+# runs of the two are taken in turn (A B B A A B), so a machine that speeds
+# up or slows down during the group moves both alike.
+scenario_vs_ceiling() {
+  local label=$1 conns=$2 i order l app_base ceiling_base
+  start_server migrated
+  app_base=$base
+  start_ceiling gql-one-field
+  ceiling_base=$base
+  echo "conns_$label	$conns" >>"$work/facts"
+  echo "conns_ceiling_gql_$label	$conns" >>"$work/facts"
+  base=$ceiling_base
+  start_wrk "warmup:ceiling_gql_$label" "$work/ceiling_gql.req" "$conns" 1 0
+  finish_wrk "$wrk_pid" "$wrk_out"
+  base=$app_base
+  start_wrk "warmup:$label" "$work/$label.req" "$conns" 1 1
+  finish_wrk "$wrk_pid" "$wrk_out"
+  for ((i = 1; i <= runs; i++)); do
+    order="ceiling $label"
+    ((i % 2 == 1)) || order="$label ceiling"
+    for l in $order; do
+      if [ "$l" = ceiling ]; then
+        base=$ceiling_base
+        start_wrk "ceiling_gql_$label" "$work/ceiling_gql.req" "$conns" "$duration" 0
+      else
+        base=$app_base
+        start_wrk "$label" "$work/$label.req" "$conns" "$duration" 1
+      fi
+      finish_wrk "$wrk_pid" "$wrk_out"
+    done
+  done
+  base=$app_base
+  record_rss "$server_pid" "$label"
+  stop_ceiling
+  stop_server
+}
+if [ "$skip_ceiling" = 0 ]; then
+  scenario_vs_ceiling me "$connections"
+  scenario_vs_ceiling user "$connections"
+  scenario_vs_ceiling users "$connections"
+else
+  scenario me "$connections"
+  scenario user "$connections"
+  scenario users "$connections"
+fi
 # The deep page is judged against the first one: measured in turn.
 start_server migrated
 measure_pair users_email users_deep "$connections"

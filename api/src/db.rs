@@ -309,6 +309,24 @@ impl Db {
         }
     }
 
+    /// The rows of a list query as tuples read by position (`query` selects
+    /// the tuple's columns), read like [`Db::list`].
+    ///
+    /// # Errors
+    /// What the query returns on the database that answered.
+    pub async fn list_tuples<E: sea_orm::EntityTrait, T: sea_orm::TryGetableMany + Send>(
+        &self,
+        query: sea_orm::Select<E>,
+    ) -> Result<Vec<T>, sea_orm::DbErr> {
+        let conn = self.lister();
+        match query.clone().into_tuple::<T>().all(conn).await {
+            Err(e) if self.replica_failed(conn, &e) => {
+                query.into_tuple::<T>().all(&self.fresh).await
+            }
+            other => other,
+        }
+    }
+
     /// How many rows a list query matches, read like [`Db::list`].
     ///
     /// # Errors

@@ -1,10 +1,13 @@
 //! The users directory: filtered, ordered, keyset-paginated lists of users.
 //!
-//! Every order is `(field, id)`, with nulls last ascending and first
+//! Every order is `(field, id)` (`field` alone where no two users share a
+//! value, as for the email), with nulls last ascending and first
 //! descending (PostgreSQL's own index order; the null and non-null runs are
 //! queried as separate index ranges, so SQLite agrees),
-//! and a page continues strictly after its cursor's `(value, id)`: a deep
-//! page costs what the first one costs, and concurrent inserts neither
+//! and a page continues strictly after its cursor's `(value, id)` (after
+//! its value alone for the email: a user given that same email since the
+//! page was read sorts at the cursor, so the next page leaves it out): a
+//! deep page costs what the first one costs, and concurrent inserts neither
 //! repeat nor skip rows already paged past. Backward pages (`last`/`before`)
 //! run the reversed order and are returned in the forward order.
 
@@ -20,7 +23,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::users::UserView;
+use super::users::{UserView, VIEW_COLUMNS, ViewRow};
 use crate::error::{AppError, AppResult};
 use crate::state::App;
 
@@ -82,7 +85,7 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    pub fn of(field: OrderField, user: &user::Model) -> Self {
+    pub fn of(field: OrderField, user: &UserView) -> Self {
         let value = match field {
             OrderField::CreatedAt => Some(Value::Time(user.created_at)),
             OrderField::Email => Some(Value::Text(user.email.clone())),
@@ -106,7 +109,8 @@ impl Cursor {
     /// not make for this order.
     pub fn decode(text: &str, order: OrderField, field: &str) -> AppResult<Self> {
         let bad = || AppError::bad_input(field, "Not a cursor of this list and order");
-        if text.len() > 1024 {
+        // 256 characters of up to 4 bytes, as JSON, in base64.
+        if text.len() > 2048 {
             return Err(bad());
         }
         let raw = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
@@ -125,7 +129,9 @@ impl Cursor {
         );
         let sane = match &cursor.value {
             Some(Value::Time(at)) => (1900..=9999).contains(&chrono::Datelike::year(at)),
-            Some(Value::Text(text)) => text.len() <= 256 && !text.contains('\0'),
+            // Characters, not bytes: a display name of 100 characters may
+            // take 400 bytes, and its cursor must still be taken back.
+            Some(Value::Text(text)) => text.chars().count() <= 256 && !text.contains('\0'),
             None => true,
         };
         if cursor.field != order || !fits || !sane {
@@ -155,7 +161,7 @@ pub struct PageRequest {
 }
 
 pub struct Page {
-    pub users: Vec<user::Model>,
+    pub users: Vec<UserView>,
     pub has_next: bool,
     pub has_previous: bool,
 }
@@ -233,6 +239,14 @@ impl OrderField {
     fn nullable(self) -> bool {
         matches!(self, Self::DisplayName | Self::LastLoginAt)
     }
+
+    /// No two users share a value (a unique index): the value alone is a
+    /// position, and the order needs no `id` to break ties. PostgreSQL then
+    /// reads the unique index as it stands, with neither a filter on `id`
+    /// nor an incremental sort per equal run.
+    fn unique(self) -> bool {
+        matches!(self, Self::Email)
+    }
 }
 
 /// A run of one page in one order: rows with a value (after a position),
@@ -276,6 +290,17 @@ fn segment_query(
             let mut query = base;
             if field.nullable() {
                 query = query.filter(column.is_not_null());
+            }
+            if field.unique() {
+                if let Some((value, _)) = from {
+                    let v = value_expr(value);
+                    query = query.filter(if ascending {
+                        column.gt(v)
+                    } else {
+                        column.lt(v)
+                    });
+                }
+                return query.order_by(column, order);
             }
             if let Some((value, id)) = from {
                 let v = value_expr(value);
@@ -322,15 +347,18 @@ pub async fn page(app: &App, filter: &Filter, request: &PageRequest) -> AppResul
         request.after.as_ref()
     };
     let want = request.size + 1;
-    let mut rows: Vec<user::Model> = Vec::new();
+    let mut rows: Vec<UserView> = Vec::new();
     for segment in segments(request.field, from, ascending) {
         let missing = want - rows.len() as u64;
         if missing == 0 {
             break;
         }
-        let query =
-            segment_query(filtered(filter), request.field, &segment, ascending).limit(missing);
-        rows.extend(app.db.list(query).await?);
+        let query = segment_query(filtered(filter), request.field, &segment, ascending)
+            .limit(missing)
+            .select_only()
+            .columns(VIEW_COLUMNS);
+        let found: Vec<ViewRow> = app.db.list_tuples(query).await?;
+        rows.extend(found.into_iter().map(|row| UserView::from_row(row).0));
     }
     let more = rows.len() as u64 > request.size;
     rows.truncate(usize::try_from(request.size).unwrap_or(usize::MAX));
@@ -381,6 +409,45 @@ pub async fn by_email(app: &App, email: &str) -> AppResult<Option<UserView>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sea_orm::QueryTrait as _;
+
+    /// The SQL after `WHERE` of the first segment after `cursor`.
+    fn condition_and_order(field: OrderField, cursor: &Cursor, ascending: bool) -> String {
+        let segment = &segments(field, Some(cursor), ascending)[0];
+        let sql = segment_query(user::Entity::find(), field, segment, ascending)
+            .build(sea_orm::DbBackend::Postgres)
+            .to_string();
+        let (_, condition) = sql.split_once(" WHERE ").expect("a condition");
+        format!("WHERE {condition}")
+    }
+
+    #[test]
+    fn an_email_page_seeks_by_the_email_alone() {
+        let cursor = Cursor {
+            field: OrderField::Email,
+            value: Some(Value::Text("m@example.com".into())),
+            id: Uuid::nil(),
+        };
+        let forward = condition_and_order(OrderField::Email, &cursor, true);
+        assert_eq!(
+            forward,
+            r#"WHERE "users"."email" > 'm@example.com' ORDER BY "users"."email" ASC"#
+        );
+        let backward = condition_and_order(OrderField::Email, &cursor, false);
+        assert_eq!(
+            backward,
+            r#"WHERE "users"."email" < 'm@example.com' ORDER BY "users"."email" DESC"#
+        );
+        // A column that users share still needs the id after its value.
+        let cursor = Cursor {
+            field: OrderField::CreatedAt,
+            value: Some(Value::Time(Utc::now())),
+            id: Uuid::nil(),
+        };
+        assert!(
+            condition_and_order(OrderField::CreatedAt, &cursor, true).contains(r#""users"."id" >"#)
+        );
+    }
 
     #[test]
     fn like_text_is_literal() {
@@ -389,19 +456,16 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_belong_to_their_order() {
-        let user = user::Model {
+        let user = UserView {
             id: Uuid::now_v7(),
             email: "a@example.com".into(),
-            password_hash: String::new(),
+            email_verified: false,
             display_name: None,
             status: UserStatus::Active,
-            email_verified: false,
-            failed_login_count: 0,
             locked_until: None,
             last_login_at: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
-            version: 0,
         };
         for field in [
             OrderField::CreatedAt,

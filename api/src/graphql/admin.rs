@@ -151,7 +151,11 @@ impl AdminMutation {
 
     /// Creates a role. Needs `roles:write`.
     #[graphql(guard = "ROLES_WRITE")]
-    async fn create_role(&self, ctx: &Context<'_>, input: CreateRoleInput) -> Result<Role> {
+    async fn create_role(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateRoleInput,
+    ) -> Result<Role<'static>> {
         let viewer = context::viewer(ctx)?;
         let view = admin::create_role(
             context::state(ctx),
@@ -162,7 +166,7 @@ impl AdminMutation {
             &input.permissions,
         )
         .await?;
-        Ok(Role(view))
+        Ok(Role::owned(view))
     }
 
     /// Changes a role's description or permissions. Needs `roles:write`.
@@ -172,7 +176,7 @@ impl AdminMutation {
         ctx: &Context<'_>,
         name: String,
         input: UpdateRoleInput,
-    ) -> Result<Role> {
+    ) -> Result<Role<'static>> {
         let viewer = context::viewer(ctx)?;
         let description = match &input.description {
             MaybeUndefined::Undefined => None,
@@ -188,7 +192,7 @@ impl AdminMutation {
             input.permissions.as_deref(),
         )
         .await?;
-        Ok(Role(view))
+        Ok(Role::owned(view))
     }
 
     /// Deletes a role that is not built in. Needs `roles:write`.

@@ -9,7 +9,6 @@ use super::guards::USERS_READ;
 use super::scalars::Timestamp;
 use super::types::{User, UserStatusGql};
 use crate::domain::directory::{self, Cursor, Direction, Filter, OrderField, PageRequest};
-use crate::domain::users::UserView;
 use crate::domain::{roles, sessions};
 use crate::error::AppError;
 
@@ -105,33 +104,41 @@ impl UserEdge {
     }
 }
 
-/// A page of users.
+/// A page of users. Cursors are encoded only for the fields that show
+/// them (`edges`, `pageInfo`).
 pub struct UserConnection {
-    edges: Vec<(String, User)>,
+    nodes: Vec<User>,
+    order: OrderField,
     page_info: (bool, bool),
     filter: Filter,
+}
+
+impl UserConnection {
+    fn cursor(&self, node: &User) -> String {
+        Cursor::of(self.order, &node.view).encode()
+    }
 }
 
 #[Object]
 impl UserConnection {
     async fn edges(&self) -> Vec<UserEdge> {
-        self.edges
+        self.nodes
             .iter()
-            .map(|(cursor, node)| UserEdge {
-                cursor: cursor.clone(),
+            .map(|node| UserEdge {
+                cursor: self.cursor(node),
                 node: node.clone(),
             })
             .collect()
     }
-    async fn nodes(&self) -> Vec<User> {
-        self.edges.iter().map(|(_, u)| u.clone()).collect()
+    async fn nodes(&self) -> &[User] {
+        &self.nodes
     }
     async fn page_info(&self) -> PageInfo {
         PageInfo {
             has_next_page: self.page_info.0,
             has_previous_page: self.page_info.1,
-            start_cursor: self.edges.first().map(|(c, _)| c.clone()),
-            end_cursor: self.edges.last().map(|(c, _)| c.clone()),
+            start_cursor: self.nodes.first().map(|n| self.cursor(n)),
+            end_cursor: self.nodes.last().map(|n| self.cursor(n)),
         }
     }
     /// Every user the filter matches (counted only when asked for).
@@ -241,21 +248,21 @@ impl DirectoryQuery {
             None
         };
         Ok(UserConnection {
-            edges: page
+            nodes: page
                 .users
                 .into_iter()
-                .map(|u| {
-                    let cursor = Cursor::of(field, &u).encode();
-                    let mut user = User::new(UserView::from(u));
+                .map(|view| {
+                    let mut user = User::new(view);
                     user.roles = roles
                         .as_mut()
                         .map(|r| r.remove(&user.view.id).unwrap_or_default());
                     user.sessions = sessions
                         .as_mut()
                         .map(|s| s.remove(&user.view.id).unwrap_or_default());
-                    (cursor, user)
+                    user
                 })
                 .collect(),
+            order: field,
             page_info: (page.has_next, page.has_previous),
             filter,
         })

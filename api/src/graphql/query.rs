@@ -65,23 +65,23 @@ pub struct RoleQuery;
 impl RoleQuery {
     /// Every role, by name. Needs `roles:read`.
     #[graphql(guard = "ROLES_READ")]
-    async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
+    async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role<'static>>> {
         let mut all: Vec<_> = roles::all(context::state(ctx), context::hints(ctx))
             .await?
             .into_values()
             .collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(all.into_iter().map(Role).collect())
+        Ok(all.into_iter().map(Role::owned).collect())
     }
 
     /// One role by name, or null. Needs `roles:read`.
     #[graphql(guard = "ROLES_READ")]
-    async fn role(&self, ctx: &Context<'_>, name: String) -> Result<Option<Role>> {
+    async fn role(&self, ctx: &Context<'_>, name: String) -> Result<Option<Role<'static>>> {
         if name.len() > 63 {
             // Longer than any role name can be.
             return Ok(None);
         }
         let all = roles::all(context::state(ctx), context::hints(ctx)).await?;
-        Ok(all.into_values().find(|r| r.name == name).map(Role))
+        Ok(all.into_values().find(|r| r.name == name).map(Role::owned))
     }
 }

@@ -1,6 +1,8 @@
 //! GraphQL object types, built from domain values. None has a field for a
 //! password hash to forget.
 
+use std::borrow::Cow;
+
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, Object, Result};
 use uuid::Uuid;
@@ -80,21 +82,22 @@ impl User {
 }
 
 impl User {
-    async fn role_views(&self, ctx: &Context<'_>) -> Result<Vec<RoleView>> {
+    async fn role_views(&self, ctx: &Context<'_>) -> Result<Cow<'_, [RoleView]>> {
         if let Some(roles) = &self.roles {
-            return Ok(roles.clone());
+            return Ok(Cow::Borrowed(roles));
         }
         if !self.batched {
             let id = self.view.id;
             let hints = super::context::hints(ctx);
             let mut found = roles::for_users(super::context::state(ctx), &[id], hints).await?;
-            return Ok(found.remove(&id).unwrap_or_default());
+            return Ok(Cow::Owned(found.remove(&id).unwrap_or_default()));
         }
-        Ok(ctx
-            .data_unchecked::<DataLoader<RolesByUserLoader>>()
-            .load_one(self.view.id)
-            .await?
-            .unwrap_or_default())
+        Ok(Cow::Owned(
+            ctx.data_unchecked::<DataLoader<RolesByUserLoader>>()
+                .load_one(self.view.id)
+                .await?
+                .unwrap_or_default(),
+        ))
     }
 }
 
@@ -121,12 +124,15 @@ impl User {
     async fn locked_until(&self) -> Option<Timestamp> {
         self.view.lock_in_force().map(Timestamp)
     }
-    async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
-        Ok(self.role_views(ctx).await?.into_iter().map(Role).collect())
+    async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role<'_>>> {
+        Ok(match self.role_views(ctx).await? {
+            Cow::Borrowed(roles) => roles.iter().map(|r| Role(Cow::Borrowed(r))).collect(),
+            Cow::Owned(roles) => roles.into_iter().map(Role::owned).collect(),
+        })
     }
     /// The union of the roles' permissions, sorted.
     async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
-        Ok(roles::permissions_of(&self.role_views(ctx).await?))
+        Ok(roles::permissions_of(self.role_views(ctx).await?.iter()))
     }
     async fn created_at(&self) -> Timestamp {
         Timestamp(self.view.created_at)
@@ -188,11 +194,18 @@ impl User {
     }
 }
 
-/// A named set of permissions.
-pub struct Role(pub RoleView);
+/// A named set of permissions: borrowed from the user it was loaded with
+/// (a page of 50 users then copies none of their roles), or owned.
+pub struct Role<'a>(pub Cow<'a, RoleView>);
+
+impl Role<'static> {
+    pub fn owned(view: RoleView) -> Self {
+        Self(Cow::Owned(view))
+    }
+}
 
 #[Object]
-impl Role {
+impl Role<'_> {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }

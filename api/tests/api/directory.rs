@@ -292,6 +292,79 @@ async fn page_sizes_and_cursors_are_checked() {
     assert_eq!((code(&body), field(&body)), ("BAD_USER_INPUT", "search"));
 }
 
+/// Every column of a listed user as stored: the page reads its columns by
+/// position, so two of one type swapped would still compile. A display
+/// name of 100 four-byte characters also makes the longest cursor.
+#[tokio::test]
+async fn a_listed_user_shows_each_column_as_stored() {
+    let app = spawn_app().await;
+    let token = admin(&app).await;
+    let at = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    let id = Uuid::now_v7();
+    let email = format!("columns-{}@example.com", id.simple());
+    let name = "\u{1F600}".repeat(100);
+    let created = at("2021-01-02T03:04:05Z");
+    let updated = at("2022-02-03T04:05:06Z");
+    let login = at("2023-03-04T05:06:07Z");
+    let locked = Utc::now() + ChronoDuration::days(3);
+    let locked = locked - ChronoDuration::nanoseconds(i64::from(locked.timestamp_subsec_nanos()));
+    entity::user::ActiveModel {
+        id: Set(id),
+        email: Set(email.clone()),
+        password_hash: Set("$argon2id$v=19$m=256,t=1,p=1$c29tZXNhbHQ$aGFzaA".into()),
+        display_name: Set(Some(name.clone())),
+        status: Set(entity::user::UserStatus::Disabled),
+        email_verified: Set(true),
+        failed_login_count: Set(0),
+        locked_until: Set(Some(locked)),
+        last_login_at: Set(Some(login)),
+        created_at: Set(created),
+        updated_at: Set(updated),
+        version: Set(0),
+    }
+    .insert(&app.state.db.write)
+    .await
+    .unwrap();
+    let fields =
+        "id email emailVerified displayName status lockedUntil createdAt updatedAt lastLoginAt";
+    let check = |user: &Value| {
+        assert_eq!(user["id"], id.to_string(), "{user}");
+        assert_eq!(user["email"], email.as_str(), "{user}");
+        assert_eq!(user["emailVerified"], true, "{user}");
+        assert_eq!(user["displayName"], name.as_str(), "{user}");
+        assert_eq!(user["status"], "DISABLED", "{user}");
+        let time = |k: &str| at(user[k].as_str().unwrap_or_else(|| panic!("{k}: {user}")));
+        assert_eq!(time("lockedUntil"), locked, "{user}");
+        assert_eq!(time("createdAt"), created, "{user}");
+        assert_eq!(time("updatedAt"), updated, "{user}");
+        assert_eq!(time("lastLoginAt"), login, "{user}");
+    };
+    let list = format!(
+        "query($a: String) {{ users(first: 1, after: $a, filter: {{ search: \"{email}\" }}, \
+         orderBy: {{ field: DISPLAY_NAME, direction: ASC }}) {{ nodes {{ {fields} }} \
+         pageInfo {{ endCursor }} }} }}"
+    );
+    let body = app.gql(&list, json!({}), Some(&token)).await;
+    let page = &body["data"]["users"];
+    check(&page["nodes"][0]);
+    // The cursor of the longest display name is taken back.
+    let cursor = page["pageInfo"]["endCursor"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"));
+    let body = app.gql(&list, json!({ "a": cursor }), Some(&token)).await;
+    assert_eq!(body["data"]["users"]["nodes"], json!([]), "{body}");
+    // The same columns read by id (the cache fill) and from the cache.
+    for _ in 0..2 {
+        let one = format!("query($id: ID!) {{ user(id: $id) {{ {fields} }} }}");
+        let body = app.gql(&one, json!({ "id": id }), Some(&token)).await;
+        check(&body["data"]["user"]);
+    }
+}
+
 #[tokio::test]
 async fn admin_queries_need_their_permission() {
     let app = spawn_app().await;

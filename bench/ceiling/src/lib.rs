@@ -1,4 +1,4 @@
-//! What the two ceiling servers share: where to listen, and a runtime built
+//! What the ceiling servers share: where to listen, and a runtime built
 //! as usergraph builds its own (multi-threaded, one worker per core).
 
 use std::net::SocketAddr;
@@ -29,6 +29,17 @@ pub fn bind_addr(default: &str) -> Result<SocketAddr, String> {
 /// Serves `app` until the process is stopped; prints the address once it
 /// listens. Exit code 2 for a bad address, 1 for any other failure.
 pub fn serve(name: &str, default_addr: &str, app: axum::Router) -> ExitCode {
+    serve_with(name, default_addr, async move { Ok(app) })
+}
+
+/// As [`serve`], with the app built on the serving runtime (for what spawns
+/// tasks of its own, such as a Redis connection); a message from `make`
+/// is a failure (exit code 1).
+pub fn serve_with(
+    name: &str,
+    default_addr: &str,
+    make: impl Future<Output = Result<axum::Router, String>>,
+) -> ExitCode {
     let addr = match bind_addr(default_addr) {
         Ok(addr) => addr,
         Err(e) => {
@@ -47,6 +58,7 @@ pub fn serve(name: &str, default_addr: &str, app: axum::Router) -> ExitCode {
         }
     };
     let served = runtime.block_on(async move {
+        let app = make.await.map_err(std::io::Error::other)?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
         println!("{name}: listening on {}", listener.local_addr()?);
         axum::serve(listener, app).await
