@@ -282,24 +282,31 @@ measure() {
   done
 }
 
-# measure_pair A B CONNECTIONS: A and B on one server, their runs taken in
-# turn (A B B A A B …), so a machine that speeds up or slows down during
-# the group moves both alike: for a ratio of the two.
+# measure_pair CONNECTIONS LABEL_A BASE_A REQUESTS_A CHECK_A LABEL_B BASE_B
+#   REQUESTS_B CHECK_B: two sides, each a wrk label, the base URL of its
+# server, its request file and whether answers are checked; a warm-up of
+# each, then their runs taken in turn (A B B A A B …), so a machine that
+# speeds up or slows down during the group moves both alike: for a ratio
+# of the two. Leaves base at side B's.
 measure_pair() {
-  local a=$1 b=$2 conns=$3 i label order
-  for label in "$a" "$b"; do
-    echo "conns_$label	$conns" >>"$work/facts"
-    start_wrk "warmup:$label" "$work/$label.req" "$conns" 1 1
+  local conns=$1 i j order
+  local -a side=("$2" "$6") url=("$3" "$7") req=("$4" "$8") check=("$5" "$9")
+  for j in 0 1; do
+    echo "conns_${side[j]}	$conns" >>"$work/facts"
+    base=${url[j]}
+    start_wrk "warmup:${side[j]}" "${req[j]}" "$conns" 1 "${check[j]}"
     finish_wrk "$wrk_pid" "$wrk_out"
   done
   for ((i = 1; i <= runs; i++)); do
-    order="$a $b"
-    ((i % 2 == 1)) || order="$b $a"
-    for label in $order; do
-      start_wrk "$label" "$work/$label.req" "$conns" "$duration" 1
+    order="0 1"
+    ((i % 2 == 1)) || order="1 0"
+    for j in $order; do
+      base=${url[j]}
+      start_wrk "${side[j]}" "${req[j]}" "$conns" "$duration" "${check[j]}"
       finish_wrk "$wrk_pid" "$wrk_out"
     done
   done
+  base=${url[1]}
 }
 
 psql_admin() { PGOPTIONS='-c client_min_messages=warning' psql "$admin_url" -X -q -v ON_ERROR_STOP=1 "$@"; }
@@ -449,34 +456,12 @@ scenario() {
 # runs of the two are taken in turn (A B B A A B), so a machine that speeds
 # up or slows down during the group moves both alike.
 scenario_vs_ceiling() {
-  local label=$1 conns=$2 i order l app_base ceiling_base
+  local label=$1 conns=$2 app_base
   start_server migrated
   app_base=$base
   start_ceiling gql-one-field
-  ceiling_base=$base
-  echo "conns_$label	$conns" >>"$work/facts"
-  echo "conns_ceiling_gql_$label	$conns" >>"$work/facts"
-  base=$ceiling_base
-  start_wrk "warmup:ceiling_gql_$label" "$work/ceiling_gql.req" "$conns" 1 0
-  finish_wrk "$wrk_pid" "$wrk_out"
-  base=$app_base
-  start_wrk "warmup:$label" "$work/$label.req" "$conns" 1 1
-  finish_wrk "$wrk_pid" "$wrk_out"
-  for ((i = 1; i <= runs; i++)); do
-    order="ceiling $label"
-    ((i % 2 == 1)) || order="$label ceiling"
-    for l in $order; do
-      if [ "$l" = ceiling ]; then
-        base=$ceiling_base
-        start_wrk "ceiling_gql_$label" "$work/ceiling_gql.req" "$conns" "$duration" 0
-      else
-        base=$app_base
-        start_wrk "$label" "$work/$label.req" "$conns" "$duration" 1
-      fi
-      finish_wrk "$wrk_pid" "$wrk_out"
-    done
-  done
-  base=$app_base
+  measure_pair "$conns" "ceiling_gql_$label" "$base" "$work/ceiling_gql.req" 0 \
+    "$label" "$app_base" "$work/$label.req" 1
   record_rss "$server_pid" "$label"
   stop_ceiling
   stop_server
@@ -492,7 +477,8 @@ else
 fi
 # The deep page is judged against the first one: measured in turn.
 start_server migrated
-measure_pair users_email users_deep "$connections"
+measure_pair "$connections" users_email "$base" "$work/users_email.req" 1 \
+  users_deep "$base" "$work/users_deep.req" 1
 record_rss "$server_pid" users_email+deep
 stop_server
 # login and register are judged against the argon2 rate: each of their runs
@@ -506,7 +492,8 @@ scenario_hashing() {
   finish_wrk "$wrk_pid" "$wrk_out"
   for ((i = 1; i <= runs; i++)); do
     if [ "$skip_ceiling" = 0 ]; then
-      timeout $((duration + 60)) "$ceiling_dir/argon2-rate" --threads "$cores" --seconds "$duration" >>"$work/argon2"
+      timeout $((duration + 60)) "$ceiling_dir/argon2-rate" --threads "$cores" --seconds "$duration" |
+        tee -a "$work/argon2_$label" >>"$work/argon2"
       log "argon2-rate: $(tail -n 1 "$work/argon2")"
     fi
     start_wrk "$label" "$work/$label.req" "$conns" "$duration" 1

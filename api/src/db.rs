@@ -302,11 +302,11 @@ impl Db {
         &self,
         query: sea_orm::Select<E>,
     ) -> Result<Vec<E::Model>, sea_orm::DbErr> {
-        let conn = self.lister();
-        match query.clone().all(conn).await {
-            Err(e) if self.replica_failed(conn, &e) => query.all(&self.fresh).await,
-            other => other,
-        }
+        self.listing(move |conn| {
+            let query = query.clone();
+            async move { query.all(&conn).await }
+        })
+        .await
     }
 
     /// The rows of a list query as tuples read by position (`query` selects
@@ -318,13 +318,11 @@ impl Db {
         &self,
         query: sea_orm::Select<E>,
     ) -> Result<Vec<T>, sea_orm::DbErr> {
-        let conn = self.lister();
-        match query.clone().into_tuple::<T>().all(conn).await {
-            Err(e) if self.replica_failed(conn, &e) => {
-                query.into_tuple::<T>().all(&self.fresh).await
-            }
-            other => other,
-        }
+        self.listing(move |conn| {
+            let query = query.clone().into_tuple::<T>();
+            async move { query.all(&conn).await }
+        })
+        .await
     }
 
     /// How many rows a list query matches, read like [`Db::list`].
@@ -339,9 +337,24 @@ impl Db {
         E::Model: Sync,
     {
         use sea_orm::PaginatorTrait as _;
+        self.listing(move |conn| {
+            let query = query.clone();
+            async move { query.count(&conn).await }
+        })
+        .await
+    }
+
+    /// Runs `read` on the connection lists use, and once more on the
+    /// primary when that was the replica and it could not be reached. A
+    /// connection is a handle on its pool, so `read` takes its own.
+    async fn listing<T, F, Fut>(&self, read: F) -> Result<T, sea_orm::DbErr>
+    where
+        F: Fn(DatabaseConnection) -> Fut,
+        Fut: Future<Output = Result<T, sea_orm::DbErr>>,
+    {
         let conn = self.lister();
-        match query.clone().count(conn).await {
-            Err(e) if self.replica_failed(conn, &e) => query.count(&self.fresh).await,
+        match read(conn.clone()).await {
+            Err(e) if self.replica_failed(conn, &e) => read(self.fresh.clone()).await,
             other => other,
         }
     }
@@ -380,7 +393,7 @@ impl Db {
     }
 
     /// Readiness of the read replica: without it, lists fall back on the
-    /// primary (see [`Db::listing`]).
+    /// primary (see [`Db::list`]).
     ///
     /// # Errors
     /// When it cannot answer.

@@ -3,7 +3,7 @@
 //! error leaving the API carries a contract code.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::Instant;
 
 use async_graphql::extensions::{
@@ -14,6 +14,9 @@ use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection,
 use async_graphql::{Request, Response, ServerError, ServerResult, Variables};
 use futures_util::StreamExt as _;
 use futures_util::stream::BoxStream;
+use metrics::{Counter, Histogram};
+
+use crate::telemetry::Series;
 
 /// Marks a request that arrived over `GET`: it may only query.
 pub struct ViaGet;
@@ -426,9 +429,18 @@ impl Extension for GuardExtension {
         } else {
             "error"
         };
-        metrics::counter!("usergraph_graphql_operations_total", "operation" => name, "type" => op_type, "class" => class, "outcome" => outcome)
+        static OPERATIONS: LazyLock<Series<(&str, &str, &str), Counter>> =
+            LazyLock::new(Series::new);
+        static SECONDS: LazyLock<Series<&str, Histogram>> = LazyLock::new(Series::new);
+        OPERATIONS
+            .get(&name, (op_type, class, outcome), || {
+                metrics::counter!("usergraph_graphql_operations_total", "operation" => name.clone(), "type" => op_type, "class" => class, "outcome" => outcome)
+            })
             .increment(1);
-        metrics::histogram!("usergraph_graphql_operation_duration_seconds", "type" => op_type, "class" => class)
+        SECONDS
+            .get(op_type, class, || {
+                metrics::histogram!("usergraph_graphql_operation_duration_seconds", "type" => op_type, "class" => class)
+            })
             .record(started.elapsed().as_secs_f64());
         response
     }

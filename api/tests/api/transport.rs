@@ -112,6 +112,47 @@ async fn metrics_are_prometheus_text() {
     assert!(series("auth") && series("read"), "{text}");
 }
 
+/// The value of the series whose line starts with `series` (labels and
+/// all) in a `/metrics` text, 0 when it is not there yet.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn request_series_count_each_request_and_stay_bounded() {
+    let app = spawn_app().await;
+    let scrape = || async {
+        let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+        res.text().await.unwrap()
+    };
+    let ok = r#"usergraph_http_requests_total{method="GET",route="/health",status="200"}"#;
+    let before = sample(&scrape().await, ok);
+    for _ in 0..3 {
+        app.client.get(app.url("/health")).send().await.unwrap();
+    }
+    // Other tests share the recorder: at least these three.
+    assert!(sample(&scrape().await, ok) >= before + 3.0);
+    // A method of the client's own naming is one series, not one each.
+    for method in ["BREW", "WHEN", "X-ANYTHING"] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let res = app
+            .client
+            .request(method, app.url("/health"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405);
+    }
+    let text = scrape().await;
+    let other = r#"usergraph_http_requests_total{method="other",route="/health",status="405"}"#;
+    assert!(sample(&text, other) >= 3.0, "{text}");
+    for method in ["BREW", "WHEN", "X-ANYTHING"] {
+        assert!(!text.contains(&format!("method=\"{method}\"")), "{text}");
+    }
+}
+
 #[tokio::test]
 async fn request_ids_are_echoed_or_assigned() {
     let app = spawn_app().await;
