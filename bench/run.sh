@@ -34,7 +34,7 @@
 # own; the first page by EMAIL and the deep one share a server and take
 # their runs in turn, me, user(id:) and users take theirs in turn with the
 # one-field ceiling's, and each run of login and register follows one more
-# run of argon2-rate): a 1 s warm-up, then R runs of S s of wrk with bench/load/
+# run of argon2-rate and is judged against it): a 1 s warm-up, then R runs of S s of wrk with bench/load/
 # requests.lua. Scenarios: me, user(id:), users(first: 50), the first page
 # by EMAIL and one ~90 % deep, login, register (C connections each),
 # /health during login on 64 connections, and a mix held near 1,000 req/s.
@@ -482,8 +482,9 @@ measure_pair "$connections" users_email "$base" "$work/users_email.req" 1 \
 record_rss "$server_pid" users_email+deep
 stop_server
 # login and register are judged against the argon2 rate: each of their runs
-# follows a run of argon2-rate (added to those at the start), so that a
-# machine that slows down during the run moves the rate with them.
+# follows a run of argon2-rate (kept in argon2_LABEL for the report, which
+# divides each run by the one before it, and added to those at the start),
+# so that a machine that slows down during the run moves the rate with them.
 scenario_hashing() {
   local label=$1 conns=$2 i
   start_server migrated
