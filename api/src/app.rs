@@ -263,6 +263,7 @@ fn spawn_janitor(state: &AppState) {
 pub fn router(app: AppState) -> Router {
     let config = &app.config;
     let schema = crate::graphql::build_schema(&config.graphql);
+    let guard = crate::graphql::build_guard(&config.graphql);
     let sdl = crate::graphql::export(&schema);
     let body_limit = config.graphql.max_body_bytes;
     let timeout = config.request_timeout;
@@ -270,6 +271,7 @@ pub fn router(app: AppState) -> Router {
     let state = ServerState(Arc::new(Server {
         app,
         schema,
+        guard,
         sdl,
         metrics: crate::telemetry::metrics_handle(),
         ws_slots: Arc::new(tokio::sync::Semaphore::new(ws::MAX_CONNECTIONS)),

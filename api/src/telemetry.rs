@@ -1,10 +1,8 @@
 //! Logs (tracing) and metrics (Prometheus) set-up, once per process.
 
-use std::collections::HashMap;
 use std::ffi::OsString;
-use std::hash::Hash;
 use std::io::IsTerminal as _;
-use std::sync::{OnceLock, RwLock};
+use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
@@ -61,8 +59,6 @@ pub fn metrics_handle() -> PrometheusHandle {
             let latency = [
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ];
-            // No idle timeout: `Series` keeps handles for good, and a series
-            // dropped as idle would never be rendered again.
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), &latency)
                 .map(PrometheusBuilder::build_recorder);
@@ -99,74 +95,6 @@ pub fn metrics_handle() -> PrometheusHandle {
             }
         })
         .clone()
-}
-
-/// Handles of labelled series, each made once and kept. The `metrics`
-/// macros find their series in the recorder's registry on every call,
-/// hashing and copying each label: a few microseconds a request for the
-/// series every request records. A handle stays valid for the process:
-/// the recorder here never drops a series, and no local recorder is used.
-/// Found by a name (a label whose values are strings, such as a route) and
-/// a key of the other labels. Callers keep their label values bounded (the
-/// most any keeps is ~4,000: 500 operation names × their kinds, classes
-/// and outcomes); past [`Series::MAX`] nothing more is kept, and each call
-/// makes its handle anew.
-pub struct Series<K, H> {
-    made: RwLock<Made<K, H>>,
-}
-
-struct Made<K, H> {
-    /// Handles kept, over all names.
-    count: usize,
-    by_name: HashMap<String, HashMap<K, H>>,
-}
-
-impl<K: Hash + Eq, H: Clone> Series<K, H> {
-    pub const MAX: usize = 8192;
-
-    pub fn new() -> Self {
-        Self {
-            made: RwLock::new(Made {
-                count: 0,
-                by_name: HashMap::new(),
-            }),
-        }
-    }
-
-    /// The handle for `name` and `key`, made by `make` the first time.
-    pub fn get(&self, name: &str, key: K, make: impl FnOnce() -> H) -> H {
-        let full = match self.made.read() {
-            Ok(made) => {
-                if let Some(handle) = made.by_name.get(name).and_then(|m| m.get(&key)) {
-                    return handle.clone();
-                }
-                made.count >= Self::MAX
-            }
-            Err(_) => true,
-        };
-        // Never a no-op handle kept for good: the recorder goes in first.
-        metrics_handle();
-        let handle = make();
-        if full {
-            // Not the write lock on every request once nothing more is kept.
-            return handle;
-        }
-        if let Ok(mut made) = self.made.write()
-            && made.count < Self::MAX
-        {
-            let slot = made.by_name.entry(name.to_owned()).or_default();
-            if slot.insert(key, handle.clone()).is_none() {
-                made.count += 1;
-            }
-        }
-        handle
-    }
-}
-
-impl<K: Hash + Eq, H: Clone> Default for Series<K, H> {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 /// How often histogram samples are folded into their buckets.

@@ -7,7 +7,7 @@ pub mod admin;
 pub mod audit;
 pub mod context;
 pub mod directory;
-pub mod extension;
+pub mod guard;
 pub mod guards;
 pub mod loaders;
 pub mod mutation;
@@ -34,7 +34,8 @@ pub struct Mutation(mutation::AuthMutation, admin::AdminMutation);
 pub type AppSchema = Schema<Query, Mutation, subscription::AuditSubscription>;
 
 /// Builds the schema with its limits. It holds no state: the application
-/// state and the caller are attached to each request.
+/// state and the caller are attached to each request. Requests reach it
+/// through the [`guard::Guard`] of the same limits.
 pub fn build_schema(limits: &GraphqlLimits) -> AppSchema {
     let mut builder = Schema::build(
         Query::default(),
@@ -46,23 +47,24 @@ pub fn build_schema(limits: &GraphqlLimits) -> AppSchema {
     // behind it at the larger of the two.
     .limit_depth(limits.max_depth.max(limits.max_introspection_depth))
     .limit_complexity(limits.max_complexity)
-    .limit_directives(limits.max_directives)
-    .extension(extension::GuardFactory {
-        limits: extension::Guard {
-            max_depth: limits.max_depth,
-            max_introspection_depth: limits.max_introspection_depth,
-            max_aliases: limits.max_aliases,
-            max_directives: limits.max_directives,
-            max_fields: limits.max_complexity,
-            introspection: limits.introspection,
-        },
-        documents: extension::Documents::new(),
-    });
+    .limit_directives(limits.max_directives);
     if !limits.introspection {
         // No introspection and no "did you mean" hints that leak the schema.
         builder = builder.disable_introspection().disable_suggestions();
     }
     builder.finish()
+}
+
+/// The request guard for a schema built with the same `limits`.
+pub fn build_guard(limits: &GraphqlLimits) -> guard::Guard {
+    guard::Guard::new(guard::Limits {
+        max_depth: limits.max_depth,
+        max_introspection_depth: limits.max_introspection_depth,
+        max_aliases: limits.max_aliases,
+        max_directives: limits.max_directives,
+        max_fields: limits.max_complexity,
+        introspection: limits.introspection,
+    })
 }
 
 /// The SDL that `export-schema` writes and `/schema.graphql` serves.

@@ -21,7 +21,7 @@ use super::ServerState;
 use super::middleware::{Client, client};
 use crate::domain::{RequestMeta, sessions};
 use crate::graphql::context::{Auth, Viewer};
-use crate::graphql::extension::{RequestId, ViaGet, coded_error};
+use crate::graphql::guard::{Transport, coded_error};
 use crate::graphql::loaders::{RolesByUserLoader, SessionsByUserLoader, UserLoader};
 use crate::infra::cache::Prefetch;
 use crate::state::AppState;
@@ -86,7 +86,7 @@ pub async fn authenticate_ahead(
 }
 
 /// What resolvers find in the context: the state, the caller, the network
-/// facts, the request id and fresh DataLoaders. Per operation over HTTP, per
+/// facts and fresh DataLoaders. Per operation over HTTP, per
 /// connection over WebSocket (the loaders cache nothing, so nothing read
 /// outlives the batch it was loaded for).
 ///
@@ -95,7 +95,6 @@ pub fn context_data(
     app: &AppState,
     auth: Auth,
     meta: RequestMeta,
-    request_id: String,
     hints: Option<Arc<Prefetch>>,
 ) -> Data {
     let mut data = Data::default();
@@ -113,7 +112,6 @@ pub fn context_data(
     }
     data.insert(auth);
     data.insert(meta);
-    data.insert(RequestId(request_id));
     data.insert(DataLoader::new(
         SessionsByUserLoader(app.clone()),
         tokio::spawn,
@@ -141,7 +139,7 @@ async fn execute(
     peer: SocketAddr,
     headers: &HeaderMap,
     batch: BatchRequest,
-    via_get: bool,
+    transport: Transport,
 ) -> Response {
     let app = &server.app;
     let (auth, ahead) = authenticate_ahead(
@@ -155,24 +153,24 @@ async fn execute(
     let request_id = headers
         .get(super::middleware::REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let attach = |req: GqlRequest, hints| {
-        let mut req = req;
+        .unwrap_or_default();
+    let run = |mut req: GqlRequest, hints: Option<Arc<Prefetch>>| {
         // Nothing else puts data in a request: these are all of it.
-        req.data = context_data(app, auth.clone(), meta.clone(), request_id.clone(), hints);
-        if via_get { req.data(ViaGet) } else { req }
+        req.data = context_data(app, auth.clone(), meta.clone(), hints.clone());
+        async move {
+            server
+                .guard
+                .execute(&server.schema, req, transport, request_id, hints.as_deref())
+                .await
+        }
     };
     let response = match batch {
-        BatchRequest::Single(req) => {
-            let hints = ahead.map(Arc::new);
-            BatchResponse::Single(server.schema.execute(attach(req, hints)).await)
-        }
+        BatchRequest::Single(req) => BatchResponse::Single(run(req, ahead.map(Arc::new)).await),
         BatchRequest::Batch(reqs) => {
             let mut out = Vec::with_capacity(reqs.len());
             for req in reqs {
                 // Each operation sees the writes of those before it: no hints.
-                out.push(server.schema.execute(attach(req, None)).await);
+                out.push(run(req, None).await);
             }
             BatchResponse::Batch(out)
         }
@@ -268,7 +266,7 @@ pub async fn post(
             );
         }
     }
-    execute(&server, peer, &headers, batch, false).await
+    execute(&server, peer, &headers, batch, Transport::Post).await
 }
 
 #[derive(Deserialize)]
@@ -327,7 +325,14 @@ pub async fn get(
             }
         }
     }
-    execute(&server, peer, &headers, BatchRequest::Single(req), true).await
+    execute(
+        &server,
+        peer,
+        &headers,
+        BatchRequest::Single(req),
+        Transport::Get,
+    )
+    .await
 }
 
 /// Query-string decoding with axum's own extractor logic.

@@ -2,7 +2,6 @@
 //! trusted proxies.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::LazyLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -10,9 +9,6 @@ use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use ipnet::IpNet;
-use metrics::{Counter, Histogram};
-
-use crate::telemetry::Series;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -29,33 +25,23 @@ pub async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// The request counter and latency histogram, by route, method and status.
-type HttpSeries = Series<(&'static str, u16), (Counter, Histogram)>;
-
 /// Counts requests and their latency by method, matched route and status
 /// (never by raw path, nor by a method outside the standard ones: either
 /// would let clients grow the series without bound).
 pub async fn track(req: Request, next: Next) -> Response {
-    static HTTP: LazyLock<HttpSeries> = LazyLock::new(Series::new);
     let started = Instant::now();
     let method = method_label(req.method());
     let route = req.extensions().get::<MatchedPath>().cloned();
     let response = next.run(req).await;
-    let status = response.status().as_u16();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let (count, seconds) = HTTP.get(route, (method, status), || {
-        let labels = [
-            ("method", method.to_owned()),
-            ("route", route.to_owned()),
-            ("status", status.to_string()),
-        ];
-        (
-            metrics::counter!("usergraph_http_requests_total", &labels),
-            metrics::histogram!("usergraph_http_request_duration_seconds", &labels),
-        )
-    });
-    count.increment(1);
-    seconds.record(started.elapsed().as_secs_f64());
+    let route = route
+        .as_ref()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("usergraph_http_requests_total", "method" => method, "route" => route.clone(), "status" => status.clone())
+        .increment(1);
+    metrics::histogram!("usergraph_http_request_duration_seconds", "method" => method, "route" => route, "status" => status)
+        .record(started.elapsed().as_secs_f64());
     response
 }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::graphql::AppSchema;
+use crate::graphql::guard::Guard;
 use crate::state::AppState;
 
 /// The router's state.
@@ -22,6 +23,8 @@ pub struct ServerState(pub Arc<Server>);
 pub struct Server {
     pub app: AppState,
     pub schema: AppSchema,
+    /// Every request passes it on its way to the schema.
+    pub guard: Guard,
     pub sdl: String,
     pub metrics: PrometheusHandle,
     /// Open WebSocket connections left before new ones are refused.

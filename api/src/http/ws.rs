@@ -5,7 +5,7 @@
 //! `{"Authorization": "Bearer …"}`. The connection is acknowledged either
 //! way: a missing or bad token makes each subscription answer
 //! `UNAUTHENTICATED`, with the code a client reads, instead of a bare close.
-//! Only subscriptions run here (see `graphql::extension::ViaWs`).
+//! Only subscriptions run here (see `graphql::guard::Subscriptions`).
 //!
 //! Bounds: [`MAX_CONNECTIONS`] per process (then 503), frames and messages
 //! of at most `GRAPHQL_MAX_BODY_BYTES`; a connection that sends no
@@ -27,7 +27,7 @@ use axum::response::Response;
 use super::ServerState;
 use super::graphql::{authenticate, context_data, error_body, request_meta};
 use crate::graphql::context::Auth;
-use crate::graphql::extension::ViaWs;
+use crate::graphql::guard::Subscriptions;
 use crate::graphql::subscription::LiveCount;
 
 const PROTOCOL: &str = "graphql-transport-ws";
@@ -97,11 +97,11 @@ pub async fn upgrade(
         return refused;
     };
     let meta = request_meta(&server, peer, &headers);
-    let request_id = headers
+    let request_id: Arc<str> = headers
         .get(super::middleware::REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
-        .to_owned();
+        .into();
     let max_message = server.app.config.graphql.max_body_bytes;
     upgrade
         .protocols([PROTOCOL])
@@ -114,13 +114,17 @@ pub async fn upgrade(
             let live = LiveCount::default();
             let counted = live.clone();
             let app = server.app.clone();
-            let serve = GraphQLWebSocket::new(socket, server.schema.clone(), transport_ws().await)
+            let executor = Subscriptions {
+                schema: server.schema.clone(),
+                guard: server.guard.clone(),
+                request_id,
+            };
+            let serve = GraphQLWebSocket::new(socket, executor, transport_ws().await)
                 .on_connection_init(move |payload| async move {
                     seen.store(true, Ordering::SeqCst);
                     let auth = authenticate_init(&app, &payload).await;
-                    let mut data = context_data(&app, auth, meta, request_id, None);
+                    let mut data = context_data(&app, auth, meta, None);
                     data.insert(counted);
-                    data.insert(ViaWs);
                     Ok::<Data, async_graphql::Error>(data)
                 })
                 .serve();

@@ -524,6 +524,13 @@ async fn a_replica_shutting_down_ends_its_subscriptions() {
             .contains("shutting down"),
         "{payload}"
     );
+    // The id to find the logged cause by, as over HTTP.
+    assert!(
+        payload["errors"][0]["extensions"]["requestId"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{payload}"
+    );
     assert_eq!(ws.next_message().await["type"], "complete");
     ws.subscribe("2", json!(null)).await;
     assert_eq!(code(&ws.next_payload("2").await), "INTERNAL_SERVER_ERROR");

@@ -1,39 +1,23 @@
-//! The request guard: alias limit, no mutations over GET, only subscriptions
-//! over WebSocket (and none over HTTP), metrics, and the rule that every
-//! error leaving the API carries a contract code.
+//! The request guard: limits on the expanded operation, no mutations over
+//! GET, only subscriptions over WebSocket (and none over HTTP), metrics, and
+//! the rule that every error leaving the API carries a contract code.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextRequest,
-    NextSubscribe,
-};
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
-use async_graphql::{Request, Response, ServerError, ServerResult, Variables};
+use async_graphql::{Data, Executor, Request, Response, ServerError, ServerResult};
 use futures_util::StreamExt as _;
-use futures_util::stream::BoxStream;
-use metrics::{Counter, Histogram};
+use futures_util::stream::{self, BoxStream};
 
-use crate::telemetry::Series;
-
-/// Marks a request that arrived over `GET`: it may only query.
-pub struct ViaGet;
-
-/// Marks an operation that arrived over the WebSocket: it may only
-/// subscribe (a query or mutation there would run on the identity checked
-/// when the connection began, however long ago).
-pub struct ViaWs;
-
-/// The request's `x-request-id`, given to clients with internal errors so
-/// that an operator can find the logged cause.
-pub struct RequestId(pub String);
+use super::AppSchema;
+use crate::infra::cache::Prefetch;
 
 /// The request guard's limits (the engine's own depth and complexity limits
 /// stay on behind it).
 #[derive(Clone, Copy)]
-pub struct Guard {
+pub struct Limits {
     pub max_depth: usize,
     pub max_introspection_depth: usize,
     pub max_aliases: usize,
@@ -85,9 +69,9 @@ impl Documents {
     }
 
     /// Keeps `doc`, parsed from `text`, when `text` is short enough.
-    pub async fn keep(&self, text: &str, doc: &ExecutableDocument) {
+    pub async fn keep(&self, text: &str, doc: &Arc<ExecutableDocument>) {
         if text.len() <= Self::MAX_TEXT {
-            self.0.insert(text.to_owned(), Arc::new(doc.clone())).await;
+            self.0.insert(text.to_owned(), Arc::clone(doc)).await;
         }
     }
 }
@@ -98,34 +82,38 @@ impl Default for Documents {
     }
 }
 
-/// The guard as the schema holds it: its limits and the documents it has
-/// already measured.
-pub struct GuardFactory {
-    pub limits: Guard,
-    pub documents: Documents,
+/// Which transport a request came by: it decides which operations may run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// `POST /graphql`: queries and mutations.
+    Post,
+    /// `GET /graphql`: queries only.
+    Get,
+    /// `/graphql/ws`: subscriptions only (a query or mutation there would
+    /// run on the identity checked when the connection began, however long
+    /// ago).
+    WebSocket,
 }
 
-impl ExtensionFactory for GuardFactory {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(GuardExtension {
-            limits: self.limits,
-            documents: self.documents.clone(),
-            seen: Mutex::new(None),
-            request_id: Mutex::new(None),
-            operation: Mutex::new(None),
-        })
-    }
-}
-
-struct GuardExtension {
-    limits: Guard,
+/// The request guard: the limits, checked before the engine parses or
+/// walks anything; the transport rules; a contract code on every error;
+/// the operation metrics.
+///
+/// It runs around `Schema::execute` rather than as a schema extension: a
+/// schema with any extension sends every field through the extension chain
+/// (a boxed future and registry lookups per field), which cost a `users`
+/// page a tenth of its server time.
+#[derive(Clone)]
+pub struct Guard {
+    limits: Limits,
     documents: Documents,
-    /// The kind and name of the operation, once parsed.
-    seen: Mutex<Option<(&'static str, String, &'static str)>>,
-    /// Copied from the request data once it is attached (at parsing).
-    request_id: Mutex<Option<String>>,
-    /// The `operationName` of the request (the operation that runs).
-    operation: Mutex<Option<String>>,
+}
+
+/// An operation as the metrics name it.
+struct Seen {
+    kind: &'static str,
+    name: String,
+    class: &'static str,
 }
 
 pub fn coded_error(message: impl Into<String>, code: &str) -> ServerError {
@@ -405,167 +393,141 @@ fn metric_name(name: Option<&str>) -> String {
     }
 }
 
-#[async_trait::async_trait]
-impl Extension for GuardExtension {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let started = Instant::now();
-        let mut response = next.run(ctx).await;
-        let request_id = self.request_id.lock().ok().and_then(|id| id.clone());
-        for err in &mut response.errors {
-            ensure_code(err);
-            if let (Some(id), Some(ext)) = (request_id.as_deref(), err.extensions.as_mut())
-                && ext.get("code") == Some(&async_graphql::Value::from("INTERNAL_SERVER_ERROR"))
-            {
-                ext.set("requestId", id);
-            }
+/// The operation's kind, its name for the metrics (of the one operation a
+/// document holds, else `multiple`) and the class of the one that runs.
+fn describe(doc: &ExecutableDocument, operation_name: Option<&str>) -> Option<Seen> {
+    let mut ops = doc.operations.iter();
+    let (first_name, first) = ops.next()?;
+    let name = if ops.next().is_none() {
+        metric_name(first_name.map(|n| n.as_str()))
+    } else {
+        "multiple".into()
+    };
+    // The operation that runs: the one named, else the only one.
+    let chosen = match operation_name {
+        Some(wanted) => doc
+            .operations
+            .iter()
+            .find(|(n, _)| n.is_some_and(|n| n.as_str() == wanted)),
+        None => Some((first_name, first)),
+    };
+    Some(Seen {
+        kind: kind(first.node.ty),
+        name,
+        class: chosen.map_or("read", |(_, op)| class(doc, &op.node)),
+    })
+}
+
+impl Guard {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            documents: Documents::new(),
         }
-        let (op_type, name, class) = self.seen.lock().ok().and_then(|s| s.clone()).unwrap_or((
-            "unknown",
-            "anonymous".into(),
-            "read",
-        ));
+    }
+
+    /// Runs one request through the guard, then the engine. Reads ahead
+    /// (`hints`) are turned off when the request writes; `request_id` goes
+    /// to clients with internal errors.
+    pub async fn execute(
+        &self,
+        schema: &AppSchema,
+        mut request: Request,
+        transport: Transport,
+        request_id: &str,
+        hints: Option<&Prefetch>,
+    ) -> Response {
+        let started = Instant::now();
+        let mut seen = None;
+        let mut response = match self.admit(&mut request, transport, hints, &mut seen).await {
+            Ok(()) => schema.execute(request).await,
+            Err(err) => Response::from_errors(vec![err]),
+        };
+        coded(&mut response, request_id);
+        let Seen { kind, name, class } = seen.unwrap_or(Seen {
+            kind: "unknown",
+            name: "anonymous".into(),
+            class: "read",
+        });
         let outcome = if response.errors.is_empty() {
             "ok"
         } else {
             "error"
         };
-        static OPERATIONS: LazyLock<Series<(&str, &str, &str), Counter>> =
-            LazyLock::new(Series::new);
-        static SECONDS: LazyLock<Series<&str, Histogram>> = LazyLock::new(Series::new);
-        OPERATIONS
-            .get(&name, (op_type, class, outcome), || {
-                metrics::counter!("usergraph_graphql_operations_total", "operation" => name.clone(), "type" => op_type, "class" => class, "outcome" => outcome)
-            })
+        metrics::counter!("usergraph_graphql_operations_total", "operation" => name, "type" => kind, "class" => class, "outcome" => outcome)
             .increment(1);
-        SECONDS
-            .get(op_type, class, || {
-                metrics::histogram!("usergraph_graphql_operation_duration_seconds", "type" => op_type, "class" => class)
-            })
+        metrics::histogram!("usergraph_graphql_operation_duration_seconds", "type" => kind, "class" => class)
             .record(started.elapsed().as_secs_f64());
         response
     }
 
-    /// The limits, before the engine parses or walks anything: its own
-    /// checks expand every fragment spread without memory, so a small
-    /// document of doubling fragments would cost minutes there.
-    async fn prepare_request(
+    /// The limits and the transport rules. A document that parses is handed
+    /// to the engine parsed (and kept, so the next one like it skips both
+    /// parsing and measuring); one that does not is the engine's to report.
+    /// `seen` names the operation once the document parses.
+    async fn admit(
         &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        if let Ok(mut slot) = self.operation.lock() {
-            slot.clone_from(&request.operation_name);
-        }
+        request: &mut Request,
+        transport: Transport,
+        hints: Option<&Prefetch>,
+        seen: &mut Option<Seen>,
+    ) -> ServerResult<()> {
         // Seen before: parsed and within the limits then, and the limits
-        // are the schema's, so they hold now.
-        if let Some(doc) = self.documents.get(&request.query).await {
-            request.set_parsed_query(ExecutableDocument::clone(&doc));
-            return next.run(ctx, request).await;
-        }
-        let nesting = text_nesting(&request.query);
-        if nesting > MAX_TEXT_NESTING {
-            return Err(coded_error(
-                format!("Query is nested too deep: {nesting} levels of brackets"),
-                "QUERY_TOO_COMPLEX",
-            ));
-        }
-        // A document that does not parse is the engine's to report.
-        if let Ok(doc) = async_graphql::parser::parse_query(&request.query) {
-            self.check_limits(&doc)?;
-            self.documents.keep(&request.query, &doc).await;
-            request.set_parsed_query(doc);
-        }
-        next.run(ctx, request).await
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        if let (Some(id), Ok(mut slot)) = (ctx.data_opt::<RequestId>(), self.request_id.lock()) {
-            *slot = Some(id.0.clone());
-        }
-        let doc = next.run(ctx, query, variables).await?;
-        let ops: Vec<_> = doc.operations.iter().collect();
-        if let Some((name, op)) = ops.first() {
-            let label = if ops.len() == 1 {
-                metric_name(name.map(|n| n.as_str()))
-            } else {
-                "multiple".into()
-            };
-            // The operation that runs: the one named, else the only one.
-            let wanted = self.operation.lock().ok().and_then(|o| o.clone());
-            let chosen = match wanted {
-                Some(w) => ops.iter().find(|(n, _)| n.is_some_and(|n| n.as_str() == w)),
-                None => ops.first(),
-            };
-            let class = chosen.map_or("read", |(_, op)| class(&doc, &op.node));
-            if let Ok(mut seen) = self.seen.lock() {
-                *seen = Some((kind(op.node.ty), label, class));
+        // are this guard's, so they hold now.
+        let doc = match self.documents.get(&request.query).await {
+            Some(doc) => doc,
+            None => {
+                let nesting = text_nesting(&request.query);
+                if nesting > MAX_TEXT_NESTING {
+                    return Err(coded_error(
+                        format!("Query is nested too deep: {nesting} levels of brackets"),
+                        "QUERY_TOO_COMPLEX",
+                    ));
+                }
+                let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
+                    return Ok(());
+                };
+                self.check_limits(&doc)?;
+                let doc = Arc::new(doc);
+                self.documents.keep(&request.query, &doc).await;
+                doc
             }
-        }
+        };
+        *seen = describe(&doc, request.operation_name.as_deref());
+        let is = |ty: OperationType| doc.operations.iter().any(|(_, op)| op.node.ty == ty);
+        let only = |ty: OperationType| doc.operations.iter().all(|(_, op)| op.node.ty == ty);
         // A request that writes reads its own writes, not what was read
         // ahead of it.
-        if ops.iter().any(|(_, op)| op.node.ty != OperationType::Query)
-            && let Some(hints) = ctx.data_opt::<std::sync::Arc<crate::infra::cache::Prefetch>>()
+        if !only(OperationType::Query)
+            && let Some(hints) = hints
         {
             hints.off();
         }
-        let over_ws = ctx.data_opt::<ViaWs>().is_some();
-        if ctx.data_opt::<ViaGet>().is_some()
-            && ops.iter().any(|(_, op)| op.node.ty != OperationType::Query)
-        {
-            return Err(coded_error(
-                "Only queries can be sent with GET; use POST for mutations",
-                "BAD_USER_INPUT",
-            ));
+        match transport {
+            Transport::Get if !only(OperationType::Query) => {
+                return Err(coded_error(
+                    "Only queries can be sent with GET; use POST for mutations",
+                    "BAD_USER_INPUT",
+                ));
+            }
+            Transport::WebSocket if !only(OperationType::Subscription) => {
+                return Err(coded_error(
+                    "Only subscriptions run over /graphql/ws; send queries and mutations to POST /graphql",
+                    "BAD_USER_INPUT",
+                ));
+            }
+            Transport::Get | Transport::Post if is(OperationType::Subscription) => {
+                return Err(coded_error(
+                    "Subscriptions run over WebSocket at /graphql/ws (protocol graphql-transport-ws)",
+                    "BAD_USER_INPUT",
+                ));
+            }
+            _ => {}
         }
-        if over_ws
-            && ops
-                .iter()
-                .any(|(_, op)| op.node.ty != OperationType::Subscription)
-        {
-            return Err(coded_error(
-                "Only subscriptions run over /graphql/ws; send queries and mutations to POST /graphql",
-                "BAD_USER_INPUT",
-            ));
-        }
-        if !over_ws
-            && ops
-                .iter()
-                .any(|(_, op)| op.node.ty == OperationType::Subscription)
-        {
-            return Err(coded_error(
-                "Subscriptions run over WebSocket at /graphql/ws (protocol graphql-transport-ws)",
-                "BAD_USER_INPUT",
-            ));
-        }
-        Ok(doc)
+        request.set_parsed_query(ExecutableDocument::clone(&doc));
+        Ok(())
     }
 
-    /// Every error of a subscription carries a code too.
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        next.run(ctx, stream)
-            .map(|mut response| {
-                for err in &mut response.errors {
-                    ensure_code(err);
-                }
-                response
-            })
-            .boxed()
-    }
-}
-
-impl GuardExtension {
     /// Depth, aliases and directives over the expanded operations, before
     /// anything is validated or executed.
     fn check_limits(&self, doc: &ExecutableDocument) -> ServerResult<()> {
@@ -626,6 +588,76 @@ impl GuardExtension {
     }
 }
 
+/// The schema behind the guard for one WebSocket connection, whose server
+/// (async-graphql-axum's `GraphQLWebSocket`) takes an [`Executor`]. Only
+/// subscriptions pass; every error of the stream carries a code, an
+/// internal one also the connection's request id.
+#[derive(Clone)]
+pub struct Subscriptions {
+    pub schema: AppSchema,
+    pub guard: Guard,
+    /// The `x-request-id` of the request that opened the connection.
+    pub request_id: Arc<str>,
+}
+
+impl Executor for Subscriptions {
+    /// Not called by `GraphQLWebSocket` (it streams every operation); the
+    /// same rules all the same.
+    async fn execute(&self, request: Request) -> Response {
+        self.guard
+            .execute(
+                &self.schema,
+                request,
+                Transport::WebSocket,
+                &self.request_id,
+                None,
+            )
+            .await
+    }
+
+    fn execute_stream(
+        &self,
+        mut request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        let this = self.clone();
+        let request_id = Arc::clone(&self.request_id);
+        stream::once(async move {
+            let mut seen = None;
+            match this
+                .guard
+                .admit(&mut request, Transport::WebSocket, None, &mut seen)
+                .await
+            {
+                Ok(()) => this
+                    .schema
+                    .execute_stream_with_session_data(request, session_data.unwrap_or_default()),
+                Err(err) => stream::iter([Response::from_errors(vec![err])]).boxed(),
+            }
+        })
+        .flatten()
+        .map(move |mut response| {
+            coded(&mut response, &request_id);
+            response
+        })
+        .boxed()
+    }
+}
+
+/// Every error leaves with a contract code; an internal one also with the
+/// request id, to find the logged cause.
+fn coded(response: &mut Response, request_id: &str) {
+    for err in &mut response.errors {
+        ensure_code(err);
+        if !request_id.is_empty()
+            && let Some(ext) = err.extensions.as_mut()
+            && ext.get("code") == Some(&async_graphql::Value::from("INTERNAL_SERVER_ERROR"))
+        {
+            ext.set("requestId", request_id);
+        }
+    }
+}
+
 /// Gives a code to errors raised by the GraphQL engine itself (parse,
 /// validation, limits, argument coercion). Errors from our resolvers already
 /// carry theirs.
@@ -662,6 +694,8 @@ fn ensure_code(err: &mut ServerError) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use async_graphql::parser::parse_query;
 
     use super::{Documents, Shape, Unmeasurable, measure};
@@ -670,12 +704,12 @@ mod tests {
     async fn documents_keep_short_texts_only() {
         let docs = Documents::new();
         let short = "{ me { id } }";
-        let doc = parse_query(short).unwrap();
+        let doc = Arc::new(parse_query(short).unwrap());
         docs.keep(short, &doc).await;
         assert!(docs.get(short).await.is_some());
         assert!(docs.get("{ me { id email } }").await.is_none());
         let long = format!("{{ me {{ id }} }} #{}", "x".repeat(Documents::MAX_TEXT));
-        let doc = parse_query(&long).unwrap();
+        let doc = Arc::new(parse_query(&long).unwrap());
         docs.keep(&long, &doc).await;
         assert!(docs.get(&long).await.is_none(), "too long to keep");
     }
