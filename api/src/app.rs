@@ -287,6 +287,11 @@ pub fn router(app: AppState) -> Router {
         .route("/.well-known/jwks.json", get(observability::jwks))
         .route("/schema.graphql", get(observability::schema))
         .route("/assets/graphiql/{file}", get(graphiql::asset))
+        // Inside `track`, so a 408 is counted (and timed) as any answer.
+        .route_layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .route_layer(axum::middleware::from_fn(middleware::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state);
@@ -294,8 +299,6 @@ pub fn router(app: AppState) -> Router {
         router = router.layer(cors);
     }
     router
-        // Outside the timeout, so its 408 carries the headers too.
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {

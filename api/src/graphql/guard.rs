@@ -116,6 +116,30 @@ struct Seen {
     class: &'static str,
 }
 
+/// One operation's metrics, recorded when it is dropped: also when the
+/// request is cut off before an answer (the request timeout, or the client
+/// going away), as `outcome="cancelled"` with the time it ran, so the
+/// slowest operations count against the latency objectives too.
+struct Tally {
+    started: Instant,
+    seen: Option<Seen>,
+    outcome: &'static str,
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        let Seen { kind, name, class } = self.seen.take().unwrap_or(Seen {
+            kind: "unknown",
+            name: "anonymous".into(),
+            class: "read",
+        });
+        metrics::counter!("usergraph_graphql_operations_total", "operation" => name, "type" => kind, "class" => class, "outcome" => self.outcome)
+            .increment(1);
+        metrics::histogram!("usergraph_graphql_operation_duration_seconds", "type" => kind, "class" => class)
+            .record(self.started.elapsed().as_secs_f64());
+    }
+}
+
 pub fn coded_error(message: impl Into<String>, code: &str) -> ServerError {
     let mut err = ServerError::new(message, None);
     err.extensions
@@ -437,27 +461,24 @@ impl Guard {
         request_id: &str,
         hints: Option<&Prefetch>,
     ) -> Response {
-        let started = Instant::now();
-        let mut seen = None;
-        let mut response = match self.admit(&mut request, transport, hints, &mut seen).await {
+        let mut tally = Tally {
+            started: Instant::now(),
+            seen: None,
+            outcome: "cancelled",
+        };
+        let mut response = match self
+            .admit(&mut request, transport, hints, &mut tally.seen)
+            .await
+        {
             Ok(()) => schema.execute(request).await,
             Err(err) => Response::from_errors(vec![err]),
         };
         coded(&mut response, request_id);
-        let Seen { kind, name, class } = seen.unwrap_or(Seen {
-            kind: "unknown",
-            name: "anonymous".into(),
-            class: "read",
-        });
-        let outcome = if response.errors.is_empty() {
+        tally.outcome = if response.errors.is_empty() {
             "ok"
         } else {
             "error"
         };
-        metrics::counter!("usergraph_graphql_operations_total", "operation" => name, "type" => kind, "class" => class, "outcome" => outcome)
-            .increment(1);
-        metrics::histogram!("usergraph_graphql_operation_duration_seconds", "type" => kind, "class" => class)
-            .record(started.elapsed().as_secs_f64());
         response
     }
 

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use ipnet::IpNet;
@@ -29,20 +29,42 @@ pub async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
 /// (never by raw path, nor by a method outside the standard ones: either
 /// would let clients grow the series without bound).
 pub async fn track(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = method_label(req.method());
-    let route = req.extensions().get::<MatchedPath>().cloned();
+    let mut tally = HttpTally {
+        started: Instant::now(),
+        method: method_label(req.method()),
+        route: req.extensions().get::<MatchedPath>().cloned(),
+        status: None,
+    };
     let response = next.run(req).await;
-    let route = route
-        .as_ref()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("usergraph_http_requests_total", "method" => method, "route" => route.clone(), "status" => status.clone())
-        .increment(1);
-    metrics::histogram!("usergraph_http_request_duration_seconds", "method" => method, "route" => route, "status" => status)
-        .record(started.elapsed().as_secs_f64());
+    tally.status = Some(response.status());
     response
+}
+
+/// One request's metrics, recorded when it is dropped. A request whose
+/// client went away before the answer (its connection closed, so the
+/// server dropped it) is counted as `499`, the status proxies use for it.
+/// The request timeout runs inside [`track`], so its `408` is counted as
+/// any answer.
+struct HttpTally {
+    started: Instant,
+    method: &'static str,
+    route: Option<MatchedPath>,
+    status: Option<StatusCode>,
+}
+
+impl Drop for HttpTally {
+    fn drop(&mut self) {
+        let route = self
+            .route
+            .as_ref()
+            .map_or("unmatched", MatchedPath::as_str)
+            .to_owned();
+        let status = self.status.map_or(499, |s| s.as_u16()).to_string();
+        metrics::counter!("usergraph_http_requests_total", "method" => self.method, "route" => route.clone(), "status" => status.clone())
+            .increment(1);
+        metrics::histogram!("usergraph_http_request_duration_seconds", "method" => self.method, "route" => route, "status" => status)
+            .record(self.started.elapsed().as_secs_f64());
+    }
 }
 
 /// A standard method by its name; any other is `other`.

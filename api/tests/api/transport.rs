@@ -457,3 +457,85 @@ fn schema_graphql_matches_the_code() {
         "schema.graphql is stale: run `cargo run -p usergraph -- export-schema --out schema.graphql`"
     );
 }
+
+/// A request the server's own timeout cuts off is counted as a `408` of its
+/// route, and its operation as `cancelled` with the time it ran (so the
+/// slowest operations count against the latency objectives too).
+#[tokio::test]
+async fn a_request_cut_off_by_the_timeout_is_counted() {
+    let app = spawn_app_with(|c| {
+        c.after_commit_delay = Some(std::time::Duration::from_secs(3));
+        c.request_timeout = std::time::Duration::from_millis(500);
+    })
+    .await;
+    let scrape = || async {
+        let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+        res.text().await.unwrap()
+    };
+    let timed_out = r#"usergraph_http_requests_total{method="POST",route="/graphql",status="408"}"#;
+    let cancelled = r#"usergraph_graphql_operations_total{operation="CutOff",type="mutation",class="write",outcome="cancelled"}"#;
+    let before = scrape().await;
+    let t = app.signed_up("timeout@example.com").await;
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&t.access)
+        .json(&json!({ "query": "mutation CutOff { logout }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 408);
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    let after = scrape().await;
+    assert!(
+        sample(&after, timed_out) >= sample(&before, timed_out) + 1.0,
+        "{after}"
+    );
+    assert!(sample(&after, cancelled) >= 1.0, "{after}");
+    // Its time is recorded: past the objective's bound of a write.
+    let slow = r#"usergraph_graphql_operation_duration_seconds_bucket{type="mutation",class="write",le="+Inf"}"#;
+    let fast = r#"usergraph_graphql_operation_duration_seconds_bucket{type="mutation",class="write",le="0.25"}"#;
+    assert!(
+        sample(&after, slow) - sample(&after, fast) >= 1.0,
+        "{after}"
+    );
+}
+
+/// A request whose client goes away before the answer is counted as `499`,
+/// and its operation as `cancelled`.
+#[tokio::test]
+async fn a_request_whose_client_went_away_is_counted() {
+    let app = spawn_app_with(|c| {
+        c.after_commit_delay = Some(std::time::Duration::from_secs(2));
+    })
+    .await;
+    let scrape = || async {
+        let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+        res.text().await.unwrap()
+    };
+    let gone = r#"usergraph_http_requests_total{method="POST",route="/graphql",status="499"}"#;
+    let cancelled = r#"usergraph_graphql_operations_total{operation="WentAway",type="mutation",class="write",outcome="cancelled"}"#;
+    let before = sample(&scrape().await, gone);
+    let t = app.signed_up("gone@example.com").await;
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let res = impatient
+        .post(app.url("/graphql"))
+        .bearer_auth(&t.access)
+        .json(&json!({ "query": "mutation WentAway { logout }" }))
+        .send()
+        .await;
+    assert!(res.is_err(), "the client gave up first");
+    // The server notices the closed connection on its own time.
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = scrape().await;
+        if sample(&text, gone) >= before + 1.0 && sample(&text, cancelled) >= 1.0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("not counted as 499 and cancelled:\n{text}");
+}
