@@ -118,16 +118,31 @@ struct Seen {
 
 /// One operation's metrics, recorded when it is dropped: also when the
 /// request is cut off before an answer (the request timeout, or the client
-/// going away), as `outcome="cancelled"` with the time it ran, so the
-/// slowest operations count against the latency objectives too.
-struct Tally {
+/// going away), as `outcome="cancelled"` with the time it ran, so an
+/// operation cut off by the timeout counts against the latency objectives.
+/// Dropped while a panic unwinds, it is an `error`.
+pub struct Tally {
     started: Instant,
     seen: Option<Seen>,
     outcome: &'static str,
 }
 
+impl Tally {
+    /// Starts timing an operation: before authenticating its request.
+    pub fn start() -> Self {
+        Self {
+            started: Instant::now(),
+            seen: None,
+            outcome: "cancelled",
+        }
+    }
+}
+
 impl Drop for Tally {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.outcome = "error";
+        }
         let Seen { kind, name, class } = self.seen.take().unwrap_or(Seen {
             kind: "unknown",
             name: "anonymous".into(),
@@ -452,7 +467,8 @@ impl Guard {
 
     /// Runs one request through the guard, then the engine. Reads ahead
     /// (`hints`) are turned off when the request writes; `request_id` goes
-    /// to clients with internal errors.
+    /// to clients with internal errors; `tally` (started before the caller
+    /// authenticated the request) records the operation's metrics.
     pub async fn execute(
         &self,
         schema: &AppSchema,
@@ -460,12 +476,8 @@ impl Guard {
         transport: Transport,
         request_id: &str,
         hints: Option<&Prefetch>,
+        mut tally: Tally,
     ) -> Response {
-        let mut tally = Tally {
-            started: Instant::now(),
-            seen: None,
-            outcome: "cancelled",
-        };
         let mut response = match self
             .admit(&mut request, transport, hints, &mut tally.seen)
             .await
@@ -496,7 +508,10 @@ impl Guard {
         // Seen before: parsed and within the limits then, and the limits
         // are this guard's, so they hold now.
         let doc = match self.documents.get(&request.query).await {
-            Some(doc) => doc,
+            Some(doc) => {
+                *seen = describe(&doc, request.operation_name.as_deref());
+                doc
+            }
             None => {
                 let nesting = text_nesting(&request.query);
                 if nesting > MAX_TEXT_NESTING {
@@ -508,13 +523,13 @@ impl Guard {
                 let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
                     return Ok(());
                 };
+                *seen = describe(&doc, request.operation_name.as_deref());
                 self.check_limits(&doc)?;
                 let doc = Arc::new(doc);
                 self.documents.keep(&request.query, &doc).await;
                 doc
             }
         };
-        *seen = describe(&doc, request.operation_name.as_deref());
         let is = |ty: OperationType| doc.operations.iter().any(|(_, op)| op.node.ty == ty);
         let only = |ty: OperationType| doc.operations.iter().all(|(_, op)| op.node.ty == ty);
         // A request that writes reads its own writes, not what was read
@@ -632,6 +647,7 @@ impl Executor for Subscriptions {
                 Transport::WebSocket,
                 &self.request_id,
                 None,
+                Tally::start(),
             )
             .await
     }
@@ -719,7 +735,33 @@ mod tests {
 
     use async_graphql::parser::parse_query;
 
-    use super::{Documents, Shape, Unmeasurable, measure};
+    use super::{Documents, Shape, Tally, Unmeasurable, measure};
+
+    /// An operation's tally records `cancelled` when dropped before its
+    /// outcome is known, and `error` while a panic unwinds.
+    #[test]
+    fn a_dropped_operation_is_counted_by_how_it_ended() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let mut done = Tally::start();
+            done.outcome = "ok";
+            drop(done);
+            drop(Tally::start());
+            let unwound = std::panic::catch_unwind(|| {
+                let _tally = Tally::start();
+                panic!("a resolver's bug");
+            });
+            assert!(unwound.is_err());
+        });
+        let text = handle.render();
+        for outcome in ["ok", "cancelled", "error"] {
+            let series = format!(
+                "usergraph_graphql_operations_total{{operation=\"anonymous\",type=\"unknown\",class=\"read\",outcome=\"{outcome}\"}} 1"
+            );
+            assert!(text.contains(&series), "{series} in:\n{text}");
+        }
+    }
 
     #[tokio::test]
     async fn documents_keep_short_texts_only() {

@@ -21,7 +21,7 @@ use super::ServerState;
 use super::middleware::{Client, client};
 use crate::domain::{RequestMeta, sessions};
 use crate::graphql::context::{Auth, Viewer};
-use crate::graphql::guard::{Transport, coded_error};
+use crate::graphql::guard::{Tally, Transport, coded_error};
 use crate::graphql::loaders::{RolesByUserLoader, SessionsByUserLoader, UserLoader};
 use crate::infra::cache::Prefetch;
 use crate::state::AppState;
@@ -142,6 +142,8 @@ async fn execute(
     transport: Transport,
 ) -> Response {
     let app = &server.app;
+    // Timed from here, so a request cut off while it authenticates counts.
+    let mut first = Some(Tally::start());
     let (auth, ahead) = authenticate_ahead(
         app,
         headers
@@ -154,13 +156,21 @@ async fn execute(
         .get(super::middleware::REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let run = |mut req: GqlRequest, hints: Option<Arc<Prefetch>>| {
+    let mut run = |mut req: GqlRequest, hints: Option<Arc<Prefetch>>| {
         // Nothing else puts data in a request: these are all of it.
         req.data = context_data(app, auth.clone(), meta.clone(), hints.clone());
+        let tally = first.take().unwrap_or_else(Tally::start);
         async move {
             server
                 .guard
-                .execute(&server.schema, req, transport, request_id, hints.as_deref())
+                .execute(
+                    &server.schema,
+                    req,
+                    transport,
+                    request_id,
+                    hints.as_deref(),
+                    tally,
+                )
                 .await
         }
     };

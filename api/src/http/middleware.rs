@@ -42,7 +42,8 @@ pub async fn track(req: Request, next: Next) -> Response {
 
 /// One request's metrics, recorded when it is dropped. A request whose
 /// client went away before the answer (its connection closed, so the
-/// server dropped it) is counted as `499`, the status proxies use for it.
+/// server dropped it) is counted as `499`, the status proxies use for it;
+/// one dropped while a panic unwinds as `500`.
 /// The request timeout runs inside [`track`], so its `408` is counted as
 /// any answer.
 struct HttpTally {
@@ -59,7 +60,13 @@ impl Drop for HttpTally {
             .as_ref()
             .map_or("unmatched", MatchedPath::as_str)
             .to_owned();
-        let status = self.status.map_or(499, |s| s.as_u16()).to_string();
+        let status = match self.status {
+            Some(status) => status.as_u16(),
+            // A handler that panicked: the server's fault, not the client's.
+            None if std::thread::panicking() => 500,
+            None => 499,
+        }
+        .to_string();
         metrics::counter!("usergraph_http_requests_total", "method" => self.method, "route" => route.clone(), "status" => status.clone())
             .increment(1);
         metrics::histogram!("usergraph_http_request_duration_seconds", "method" => self.method, "route" => route, "status" => status)
@@ -154,6 +161,36 @@ pub fn client(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Clien
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a request's tally records when dropped: its status, else 499
+    /// for a client gone, else 500 while a panic unwinds.
+    #[test]
+    fn a_dropped_request_is_counted_by_how_it_ended() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let tally = |status| HttpTally {
+            started: Instant::now(),
+            method: "POST",
+            route: None,
+            status,
+        };
+        metrics::with_local_recorder(&recorder, || {
+            drop(tally(Some(StatusCode::REQUEST_TIMEOUT)));
+            drop(tally(None));
+            let unwound = std::panic::catch_unwind(|| {
+                let _tally = tally(None);
+                panic!("a handler's bug");
+            });
+            assert!(unwound.is_err());
+        });
+        let text = handle.render();
+        for status in ["408", "499", "500"] {
+            let series = format!(
+                "usergraph_http_requests_total{{method=\"POST\",route=\"unmatched\",status=\"{status}\"}} 1"
+            );
+            assert!(text.contains(&series), "{series} in:\n{text}");
+        }
+    }
 
     fn headers(xff: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
