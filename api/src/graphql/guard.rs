@@ -384,23 +384,33 @@ fn class(
     doc: &ExecutableDocument,
     op: &async_graphql::parser::types::OperationDefinition,
 ) -> &'static str {
-    fn hashes(doc: &ExecutableDocument, set: &SelectionSet, visited: &mut HashSet<String>) -> bool {
+    /// Bounded by `depth` as well as by `visited`: the limits refuse deeper
+    /// fragment chains before this runs, and this never recurses past them.
+    fn hashes(
+        doc: &ExecutableDocument,
+        set: &SelectionSet,
+        visited: &mut HashSet<String>,
+        depth: usize,
+    ) -> bool {
+        if depth > MAX_FRAGMENT_NESTING + MAX_TEXT_NESTING {
+            return false;
+        }
         set.items.iter().any(|item| match &item.node {
             Selection::Field(f) => HASHING_MUTATIONS.contains(&f.node.name.node.as_str()),
             Selection::InlineFragment(inline) => {
-                hashes(doc, &inline.node.selection_set.node, visited)
+                hashes(doc, &inline.node.selection_set.node, visited, depth + 1)
             }
             Selection::FragmentSpread(spread) => {
                 let name = spread.node.fragment_name.node.as_str();
                 visited.insert(name.to_owned())
                     && doc.fragments.get(name).is_some_and(|fragment| {
-                        hashes(doc, &fragment.node.selection_set.node, visited)
+                        hashes(doc, &fragment.node.selection_set.node, visited, depth + 1)
                     })
             }
         })
     }
     match op.ty {
-        OperationType::Mutation if hashes(doc, &op.selection_set.node, &mut HashSet::new()) => {
+        OperationType::Mutation if hashes(doc, &op.selection_set.node, &mut HashSet::new(), 0) => {
             "auth"
         }
         OperationType::Mutation => "write",
@@ -523,8 +533,9 @@ impl Guard {
                 let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
                     return Ok(());
                 };
-                *seen = describe(&doc, request.operation_name.as_deref());
+                // The limits first: `describe` follows fragment spreads.
                 self.check_limits(&doc)?;
+                *seen = describe(&doc, request.operation_name.as_deref());
                 let doc = Arc::new(doc);
                 self.documents.keep(&request.query, &doc).await;
                 doc

@@ -271,6 +271,15 @@ async fn fragment_cycles_and_long_fragment_chains_are_refused() {
     }
     chain.push_str(" fragment F5000 on User { id }");
     refused(&app, &chain).await;
+    // The same for a mutation, whose class (does it hash a password?) is
+    // found through its fragments: the limits come before that walk, which
+    // would otherwise recurse 20,000 deep and overflow the worker's stack.
+    let mut chain = String::from("mutation { ...M0 }");
+    for i in 0..20_000 {
+        chain.push_str(&format!(" fragment M{i} on Mutation {{ ...M{} }}", i + 1));
+    }
+    chain.push_str(" fragment M20000 on Mutation { logout }");
+    refused(&app, &chain).await;
     let healthy = app.gql("{ me { id } }", json!({}), None).await;
     assert_eq!(healthy, json!({ "data": { "me": null } }));
 }
