@@ -384,8 +384,10 @@ fn class(
     doc: &ExecutableDocument,
     op: &async_graphql::parser::types::OperationDefinition,
 ) -> &'static str {
-    /// Bounded by `depth` as well as by `visited`: the limits refuse deeper
-    /// fragment chains before this runs, and this never recurses past them.
+    /// Bounded by `visited` (each fragment walked once) and, for the stack,
+    /// by `depth` (spreads and inline fragments). A document nested past
+    /// 32 of those is refused by the engine's recursion limit anyway, so
+    /// the bound never changes the class of an operation that runs.
     fn hashes(
         doc: &ExecutableDocument,
         set: &SelectionSet,
