@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use usergraph::app::BuildOptions;
 
-use crate::helpers::{PASSWORD, code, spawn_app, spawn_app_with, start, test_config};
+use crate::helpers::{PASSWORD, TestApp, code, spawn_app, spawn_app_with, start, test_config};
 
 #[tokio::test]
 async fn health_and_ready() {
@@ -112,6 +112,12 @@ async fn metrics_are_prometheus_text() {
     assert!(series("auth") && series("read"), "{text}");
 }
 
+/// The `/metrics` text of `app`.
+async fn scrape(app: &TestApp) -> String {
+    let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+    res.text().await.unwrap()
+}
+
 /// The value of the series whose line starts with `series` (labels and
 /// all) in a `/metrics` text, 0 when it is not there yet.
 fn sample(text: &str, series: &str) -> f64 {
@@ -123,17 +129,13 @@ fn sample(text: &str, series: &str) -> f64 {
 #[tokio::test]
 async fn request_series_count_each_request_and_stay_bounded() {
     let app = spawn_app().await;
-    let scrape = || async {
-        let res = app.client.get(app.url("/metrics")).send().await.unwrap();
-        res.text().await.unwrap()
-    };
     let ok = r#"usergraph_http_requests_total{method="GET",route="/health",status="200"}"#;
-    let before = sample(&scrape().await, ok);
+    let before = sample(&scrape(&app).await, ok);
     for _ in 0..3 {
         app.client.get(app.url("/health")).send().await.unwrap();
     }
     // Other tests share the recorder: at least these three.
-    assert!(sample(&scrape().await, ok) >= before + 3.0);
+    assert!(sample(&scrape(&app).await, ok) >= before + 3.0);
     // A method of the client's own naming is one series, not one each.
     for method in ["BREW", "WHEN", "X-ANYTHING"] {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
@@ -145,7 +147,7 @@ async fn request_series_count_each_request_and_stay_bounded() {
             .unwrap();
         assert_eq!(res.status(), 405);
     }
-    let text = scrape().await;
+    let text = scrape(&app).await;
     let other = r#"usergraph_http_requests_total{method="other",route="/health",status="405"}"#;
     assert!(sample(&text, other) >= 3.0, "{text}");
     for method in ["BREW", "WHEN", "X-ANYTHING"] {
@@ -469,13 +471,9 @@ async fn a_request_cut_off_by_the_timeout_is_counted() {
         c.request_timeout = std::time::Duration::from_millis(1500);
     })
     .await;
-    let scrape = || async {
-        let res = app.client.get(app.url("/metrics")).send().await.unwrap();
-        res.text().await.unwrap()
-    };
     let timed_out = r#"usergraph_http_requests_total{method="POST",route="/graphql",status="408"}"#;
     let cancelled = r#"usergraph_graphql_operations_total{operation="CutOff",type="mutation",class="write",outcome="cancelled"}"#;
-    let before = scrape().await;
+    let before = scrape(&app).await;
     let t = app.signed_up("timeout@example.com").await;
     let res = app
         .client
@@ -487,7 +485,7 @@ async fn a_request_cut_off_by_the_timeout_is_counted() {
         .unwrap();
     assert_eq!(res.status(), 408);
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
-    let after = scrape().await;
+    let after = scrape(&app).await;
     assert!(
         sample(&after, timed_out) >= sample(&before, timed_out) + 1.0,
         "{after}"
@@ -508,13 +506,9 @@ async fn a_request_whose_client_went_away_is_counted() {
         c.after_commit_delay = Some(std::time::Duration::from_secs(2));
     })
     .await;
-    let scrape = || async {
-        let res = app.client.get(app.url("/metrics")).send().await.unwrap();
-        res.text().await.unwrap()
-    };
     let gone = r#"usergraph_http_requests_total{method="POST",route="/graphql",status="499"}"#;
     let cancelled = r#"usergraph_graphql_operations_total{operation="WentAway",type="mutation",class="write",outcome="cancelled"}"#;
-    let before = sample(&scrape().await, gone);
+    let before = sample(&scrape(&app).await, gone);
     let t = app.signed_up("gone@example.com").await;
     let impatient = reqwest::Client::builder()
         .timeout(std::time::Duration::from_millis(300))
@@ -530,7 +524,7 @@ async fn a_request_whose_client_went_away_is_counted() {
     // The server notices the closed connection on its own time.
     let mut text = String::new();
     for _ in 0..50 {
-        text = scrape().await;
+        text = scrape(&app).await;
         if sample(&text, gone) >= before + 1.0 && sample(&text, cancelled) >= 1.0 {
             return;
         }
